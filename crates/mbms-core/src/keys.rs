@@ -72,11 +72,11 @@ secret!(
     14
 );
 /// Key Domain ID: MCC ‖ MNC, 3 bytes (TS 31.102 EF_MSK; digest §8.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyDomainId(pub [u8; 3]);
 
 /// MSK ID: Key Group part (bytes 0–1) ‖ Key Number part (bytes 2–3), big-endian (digest §8.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MskId(pub u32);
 
 impl MskId {
@@ -102,7 +102,7 @@ impl MskId {
 }
 
 /// MTK ID: a 16-bit counter, incremented per MTK update (digest §8.7, [M]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MtkId(pub u16);
 
 impl MtkId {
@@ -113,7 +113,7 @@ impl MtkId {
 }
 
 /// MIKEY Crypto Session Bundle ID (RFC 3830 §6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CsbId(pub u32);
 
 /// The MTK IDs an MSK may protect: the KV Interval of the MSK's Key data sub-payload,
@@ -151,5 +151,29 @@ mod tests {
         assert_eq!(id.to_bytes(), [1, 2, 3, 4]);
         assert_eq!(id.key_group(), 0x0102);
         assert_eq!(id.key_number(), 0x0304);
+    }
+}
+
+impl core::fmt::Debug for KeyDomainId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "KeyDomainId({:02x}{:02x}{:02x})", self.0[0], self.0[1], self.0[2])
+    }
+}
+
+impl core::fmt::Debug for MskId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "MskId({:08x})", self.0)
+    }
+}
+
+impl core::fmt::Debug for MtkId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "MtkId({:04x})", self.0)
+    }
+}
+
+impl core::fmt::Debug for CsbId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CsbId({:08x})", self.0)
     }
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check the project has: what CI runs (.ci/run calls this script).
+# Installs the Debian packages the tests need when they are missing (needs root or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+if ((${#need[@]})); then
+  echo "== installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
+echo "== fuzz targets compile"
+cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
+echo "== main job (demo) runs"
+cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
+echo "== cargo test"
+cargo test --workspace --locked

@@ -133,30 +133,13 @@ impl MtkIdInterval {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_print_their_bytes() {
-        let k = Msk::from_bytes([0xab; 16]);
-        let s = format!("{k:?}");
-        assert_eq!(s, "Msk(<redacted>)");
-        assert!(!s.to_lowercase().contains("ab"));
-    }
-
-    #[test]
-    fn msk_id_parts_are_group_then_number() {
-        let id = MskId::new(0x0102, 0x0304);
-        assert_eq!(id.to_bytes(), [1, 2, 3, 4]);
-        assert_eq!(id.key_group(), 0x0102);
-        assert_eq!(id.key_number(), 0x0304);
-    }
-}
-
 impl core::fmt::Debug for KeyDomainId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "KeyDomainId({:02x}{:02x}{:02x})", self.0[0], self.0[1], self.0[2])
+        write!(
+            f,
+            "KeyDomainId({:02x}{:02x}{:02x})",
+            self.0[0], self.0[1], self.0[2]
+        )
     }
 }
 
@@ -175,5 +158,26 @@ impl core::fmt::Debug for MtkId {
 impl core::fmt::Debug for CsbId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "CsbId({:08x})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print_their_bytes() {
+        let k = Msk::from_bytes([0xab; 16]);
+        let s = format!("{k:?}");
+        assert_eq!(s, "Msk(<redacted>)");
+        assert!(!s.to_lowercase().contains("ab"));
+    }
+
+    #[test]
+    fn msk_id_parts_are_group_then_number() {
+        let id = MskId::new(0x0102, 0x0304);
+        assert_eq!(id.to_bytes(), [1, 2, 3, 4]);
+        assert_eq!(id.key_group(), 0x0102);
+        assert_eq!(id.key_number(), 0x0304);
     }
 }

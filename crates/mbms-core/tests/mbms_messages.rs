@@ -1,6 +1,9 @@
 //! MSK, verification and MTK messages: seal → open round trips, the profile switches, and one
 //! negative test per rejection reason, each asserting the exact error.
 
+// Test code: fixed small values, and panics are the failure report.
+#![allow(clippy::cast_possible_truncation, clippy::unwrap_used)]
+
 use mbms_core::mbms::{
     MessageIds, MskKey, MskMessageParams, MtkOpener, MtkParams, MtkSealer, ReplayCounter,
     SentMskMessage, check_verification, open_msk_message, seal_msk_message, seal_verification,

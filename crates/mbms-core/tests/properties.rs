@@ -1,7 +1,13 @@
 //! Property tests: encode → decode → encode is the identity for every payload kind; seal → open
 //! returns the keys; decoding arbitrary bytes never panics.
 
-use mbms_core::mbms::{MskKey, MskMessageParams, MtkOpener, MtkParams, MtkSealer, ReplayCounter, open_msk_message, seal_msk_message};
+// Test code: fixed small values, and panics are the failure report.
+#![allow(clippy::cast_possible_truncation, clippy::unwrap_used)]
+
+use mbms_core::mbms::{
+    MskKey, MskMessageParams, MtkOpener, MtkParams, MtkSealer, ReplayCounter, open_msk_message,
+    seal_msk_message,
+};
 use mbms_core::mikey::*;
 use mbms_core::profile::{ExtPosition, MtkKeyValidity, MtkRand};
 use mbms_core::*;
@@ -21,8 +27,16 @@ fn mac_for(alg: u8) -> impl Strategy<Value = (u8, Vec<u8>)> {
 }
 
 fn payload(allow_sp: bool) -> impl Strategy<Value = Payload> {
-    let kemac = (any::<u8>(), bytes(64), (0u8..3).prop_flat_map(mac_for))
-        .prop_map(|(encr_alg, encr_data, (mac_alg, mac))| Payload::Kemac(Kemac { encr_alg, encr_data, mac_alg, mac }));
+    let kemac = (any::<u8>(), bytes(64), (0u8..3).prop_flat_map(mac_for)).prop_map(
+        |(encr_alg, encr_data, (mac_alg, mac))| {
+            Payload::Kemac(Kemac {
+                encr_alg,
+                encr_data,
+                mac_alg,
+                mac,
+            })
+        },
+    );
     let ts = prop_oneof![
         any::<u64>().prop_map(Timestamp::NtpUtc),
         any::<u64>().prop_map(Timestamp::Ntp),
@@ -30,21 +44,35 @@ fn payload(allow_sp: bool) -> impl Strategy<Value = Payload> {
         any::<u32>().prop_map(Timestamp::NtpUtc32),
     ]
     .prop_map(Payload::Timestamp);
-    let id = (0u8..3, bytes(40)).prop_map(|(id_type, value)| Payload::Id(Identity { id_type, value }));
-    let v = (0u8..3).prop_flat_map(mac_for).prop_map(|(alg, mac)| Payload::Verification(Verification { alg, mac }));
-    let sp = (any::<u8>(), any::<u8>(), proptest::collection::vec((any::<u8>(), bytes(4)), 0..8)).prop_map(
-        |(policy_no, prot_type, params)| {
+    let id =
+        (0u8..3, bytes(40)).prop_map(|(id_type, value)| Payload::Id(Identity { id_type, value }));
+    let v = (0u8..3)
+        .prop_flat_map(mac_for)
+        .prop_map(|(alg, mac)| Payload::Verification(Verification { alg, mac }));
+    let sp = (
+        any::<u8>(),
+        any::<u8>(),
+        proptest::collection::vec((any::<u8>(), bytes(4)), 0..8),
+    )
+        .prop_map(|(policy_no, prot_type, params)| {
             Payload::SecurityPolicy(SecurityPolicy {
                 policy_no,
                 prot_type,
-                params: params.into_iter().map(|(kind, value)| PolicyParam { kind, value }).collect(),
+                params: params
+                    .into_iter()
+                    .map(|(kind, value)| PolicyParam { kind, value })
+                    .collect(),
             })
-        },
-    );
+        });
     let rand = bytes(32).prop_map(Payload::Rand);
-    let err = (any::<u8>(), any::<u16>()).prop_map(|(code, reserved)| Payload::Error(ErrorPayload { code, reserved }));
+    let err = (any::<u8>(), any::<u16>())
+        .prop_map(|(code, reserved)| Payload::Error(ErrorPayload { code, reserved }));
     let key_id = proptest::collection::vec((0u8..4, bytes(8)), 1..4).prop_map(|e| {
-        Payload::GeneralExtension(GeneralExtension::KeyId(e.into_iter().map(|(kind, value)| KeyIdEntry { kind, value }).collect()))
+        Payload::GeneralExtension(GeneralExtension::KeyId(
+            e.into_iter()
+                .map(|(kind, value)| KeyIdEntry { kind, value })
+                .collect(),
+        ))
     });
     let other_ext = (prop_oneof![Just(0u8), Just(1), Just(4), Just(5)], bytes(16))
         .prop_map(|(kind, data)| Payload::GeneralExtension(GeneralExtension::Other { kind, data }));
@@ -52,29 +80,64 @@ fn payload(allow_sp: bool) -> impl Strategy<Value = Payload> {
     let randr = bytes(20).prop_map(|d| {
         let mut body = vec![d.len() as u8];
         body.extend_from_slice(&d);
-        Payload::Opaque { kind: code::payload::RANDR, body }
+        Payload::Opaque {
+            kind: code::payload::RANDR,
+            body,
+        }
     });
     let cert = (any::<u8>(), bytes(20)).prop_map(|(t, d)| {
         let mut body = vec![t];
         body.extend_from_slice(&(d.len() as u16).to_be_bytes());
         body.extend_from_slice(&d);
-        Payload::Opaque { kind: code::payload::CERT, body }
+        Payload::Opaque {
+            kind: code::payload::CERT,
+            body,
+        }
     });
     let base = prop_oneof![kemac, ts, id, v, rand, err, key_id, other_ext, randr, cert];
-    if allow_sp { prop_oneof![4 => base, 1 => sp].boxed() } else { base.boxed() }
+    if allow_sp {
+        prop_oneof![4 => base, 1 => sp].boxed()
+    } else {
+        base.boxed()
+    }
 }
 
 fn message() -> impl Strategy<Value = MikeyMessage> {
-    let srtp = proptest::collection::vec((any::<u8>(), any::<u32>(), any::<u32>()), 0..4).prop_map(|e| {
-        CsIdMap::SrtpId(e.into_iter().map(|(policy_no, ssrc, roc)| SrtpIdEntry { policy_no, ssrc, roc }).collect())
-    });
+    let srtp =
+        proptest::collection::vec((any::<u8>(), any::<u32>(), any::<u32>()), 0..4).prop_map(|e| {
+            CsIdMap::SrtpId(
+                e.into_iter()
+                    .map(|(policy_no, ssrc, roc)| SrtpIdEntry {
+                        policy_no,
+                        ssrc,
+                        roc,
+                    })
+                    .collect(),
+            )
+        });
     let empty = any::<u8>().prop_map(|n_cs| CsIdMap::Empty { n_cs });
     prop_oneof![srtp, empty].prop_flat_map(|map| {
         let allow_sp = matches!(map, CsIdMap::SrtpId(_));
-        (Just(map), any::<u8>(), any::<bool>(), 0u8..128, any::<u32>(), proptest::collection::vec(payload(allow_sp), 0..8))
-            .prop_map(|(cs_id_map, data_type, v_flag, prf_func, csb, payloads)| MikeyMessage {
-                header: Header { version: 1, data_type, v_flag, prf_func, csb_id: CsbId(csb), cs_id_map },
-                payloads,
+        (
+            Just(map),
+            any::<u8>(),
+            any::<bool>(),
+            0u8..128,
+            any::<u32>(),
+            proptest::collection::vec(payload(allow_sp), 0..8),
+        )
+            .prop_map(|(cs_id_map, data_type, v_flag, prf_func, csb, payloads)| {
+                MikeyMessage {
+                    header: Header {
+                        version: 1,
+                        data_type,
+                        v_flag,
+                        prf_func,
+                        csb_id: CsbId(csb),
+                        cs_id_map,
+                    },
+                    payloads,
+                }
             })
     })
 }

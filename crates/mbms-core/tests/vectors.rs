@@ -4,6 +4,9 @@
 //! - `mikey/gstreamer-mikey-encoding.txt`: MIKEY HDR encodings from GStreamer's
 //!   `tests/check/libs/mikey.c`, an independent implementation.
 
+// Test code: fixed small values, and panics are the failure report.
+#![allow(clippy::cast_possible_truncation, clippy::unwrap_used)]
+
 use mbms_core::CsbId;
 use mbms_core::kdf::{KemacKeyMaterial, derive, mikey_prf};
 use mbms_core::mikey::{CsIdMap, Header, MikeyMessage, SrtpIdEntry, code};
@@ -43,10 +46,21 @@ fn mikey_prf_computed_vectors() {
 fn kemac_key_triple_matches_the_computed_vectors() {
     // The MUK (32 bytes) and MSK (16 bytes) records of the same file, as one §4.1.4 triple.
     let file = load_vectors("mikey/mikey-prf-computed.txt");
-    for inkey in ["000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "00112233445566778899aabbccddeeff"] {
-        let recs: Vec<_> = file.records.iter().filter(|r| r.text("inkey") == inkey).collect();
+    for inkey in [
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        "00112233445566778899aabbccddeeff",
+    ] {
+        let recs: Vec<_> = file
+            .records
+            .iter()
+            .filter(|r| r.text("inkey") == inkey)
+            .collect();
         assert_eq!(recs.len(), 3);
-        let k = KemacKeyMaterial::derive(&hex::decode(inkey).unwrap(), CsbId(0x0102_0304), &recs[0].hex("rand"));
+        let k = KemacKeyMaterial::derive(
+            &hex::decode(inkey).unwrap(),
+            CsbId(0x0102_0304),
+            &recs[0].hex("rand"),
+        );
         for r in recs {
             let got: &[u8] = match r.text("constant") {
                 "150533e1" => &k.encr[..],
@@ -94,8 +108,16 @@ fn mikey_hdr_gstreamer_encodings() {
 
     // Record 2: two SRTP-ID entries.
     header.cs_id_map = CsIdMap::SrtpId(vec![
-        SrtpIdEntry { policy_no: 1, ssrc: 0x1234_5678, roc: 0 },
-        SrtpIdEntry { policy_no: 2, ssrc: 0x2345_6789, roc: 1 },
+        SrtpIdEntry {
+            policy_no: 1,
+            ssrc: 0x1234_5678,
+            roc: 0,
+        },
+        SrtpIdEntry {
+            policy_no: 2,
+            ssrc: 0x2345_6789,
+            roc: 1,
+        },
     ]);
     let mut out = Vec::new();
     header.encode(code::payload::LAST, &mut out);
@@ -122,10 +144,22 @@ fn mbms_messages_match_the_independent_python_vectors() {
     let file = load_vectors("mikey/mbms-messages-computed.txt");
     assert!(file.source.contains("gen-mikey-vectors.py"));
     let kinds: Vec<_> = file.records.iter().map(|r| r.text("kind")).collect();
-    assert_eq!(kinds, ["msk-streaming", "msk-download", "verification", "mtk-streaming", "mtk-download", "mtk-no-rand"]);
+    assert_eq!(
+        kinds,
+        [
+            "msk-streaming",
+            "msk-download",
+            "verification",
+            "mtk-streaming",
+            "mtk-download",
+            "mtk-no-rand"
+        ]
+    );
     let dec = |r: &mbms_testkit::Record, f: &str| r.text(f).parse::<u32>().unwrap();
-    let u32_hex = |r: &mbms_testkit::Record, f: &str| u32::from_be_bytes(r.hex(f).try_into().unwrap());
-    let u16_hex = |r: &mbms_testkit::Record, f: &str| u16::from_be_bytes(r.hex(f).try_into().unwrap());
+    let u32_hex =
+        |r: &mbms_testkit::Record, f: &str| u32::from_be_bytes(r.hex(f).try_into().unwrap());
+    let u16_hex =
+        |r: &mbms_testkit::Record, f: &str| u16::from_be_bytes(r.hex(f).try_into().unwrap());
     let policy = SecurityPolicy::srtp_default(1);
 
     for r in &file.records {
@@ -138,27 +172,56 @@ fn mbms_messages_match_the_independent_python_vectors() {
         let kind = r.text("kind");
 
         // Intermediate values: the KEMAC keys and IV.
-        let psk = if r.has("muk") { r.hex("muk") } else { r.hex("msk") };
+        let psk = if r.has("muk") {
+            r.hex("muk")
+        } else {
+            r.hex("msk")
+        };
         let m = KemacKeyMaterial::derive(&psk, csb_id, &rand);
         assert_eq!(&m.auth[..], r.hex("auth_key").as_slice(), "{kind}");
         if r.has("iv") {
             assert_eq!(&m.encr[..], r.hex("encr_key").as_slice(), "{kind}");
             assert_eq!(&m.salt[..], r.hex("salt_key").as_slice(), "{kind}");
-            assert_eq!(KemacKeys::from_material(&m).iv(csb_id, u64::from(counter)).to_vec(), r.hex("iv"), "{kind}");
+            assert_eq!(
+                KemacKeys::from_material(&m)
+                    .iv(csb_id, u64::from(counter))
+                    .to_vec(),
+                r.hex("iv"),
+                "{kind}"
+            );
         }
 
         let mut out = Vec::new();
         match kind {
             "msk-streaming" | "msk-download" | "verification" => {
                 let muk = Muk::from_slice(&r.hex("muk")).unwrap();
-                let idi = Identity { id_type: dec(r, "idi_type") as u8, value: r.hex("idi") };
-                let idr = Identity { id_type: dec(r, "idr_type") as u8, value: r.hex("idr") };
+                let idi = Identity {
+                    id_type: dec(r, "idi_type") as u8,
+                    value: r.hex("idi"),
+                };
+                let idr = Identity {
+                    id_type: dec(r, "idr_type") as u8,
+                    value: r.hex("idr"),
+                };
                 let streaming = dec(r, "cs_id_map_type") == 0;
-                let msk = if r.has("msk") { Msk::from_slice(&r.hex("msk")).unwrap() } else { Msk::from_bytes([0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]) };
-                let validity = if r.has("validity_from") {
-                    MtkIdInterval { from: MtkId(u16_hex(r, "validity_from")), to: MtkId(u16_hex(r, "validity_to")) }
+                let msk = if r.has("msk") {
+                    Msk::from_slice(&r.hex("msk")).unwrap()
                 } else {
-                    MtkIdInterval { from: MtkId(1), to: MtkId(100) }
+                    Msk::from_bytes([
+                        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+                        0xcc, 0xdd, 0xee, 0xff,
+                    ])
+                };
+                let validity = if r.has("validity_from") {
+                    MtkIdInterval {
+                        from: MtkId(u16_hex(r, "validity_from")),
+                        to: MtkId(u16_hex(r, "validity_to")),
+                    }
+                } else {
+                    MtkIdInterval {
+                        from: MtkId(1),
+                        to: MtkId(100),
+                    }
                 };
                 let p = MskMessageParams {
                     key_domain_id: kdid,
@@ -175,14 +238,22 @@ fn mbms_messages_match_the_independent_python_vectors() {
                 };
                 if kind == "verification" {
                     // The BM-SC accepts the Python UE's answer, and our UE answers identically.
-                    check_verification(&muk, &SentMskMessage::from_params(&p), &expected, &Profile::default()).unwrap();
+                    check_verification(
+                        &muk,
+                        &SentMskMessage::from_params(&p),
+                        &expected,
+                        &Profile::default(),
+                    )
+                    .unwrap();
                     let mut msk_msg = Vec::new();
                     seal_msk_message(&muk, &p, &Profile::default(), &mut msk_msg);
-                    let opened = open_msk_message(&muk, &msk_msg, &mut ReplayCounter::default()).unwrap();
+                    let opened =
+                        open_msk_message(&muk, &msk_msg, &mut ReplayCounter::default()).unwrap();
                     seal_verification(&muk, &opened, &Profile::default(), &mut out);
                 } else {
                     seal_msk_message(&muk, &p, &Profile::default(), &mut out);
-                    let o = open_msk_message(&muk, &expected, &mut ReplayCounter::default()).unwrap();
+                    let o =
+                        open_msk_message(&muk, &expected, &mut ReplayCounter::default()).unwrap();
                     assert_eq!(o.msk, msk);
                     assert_eq!(o.validity, validity);
                 }
@@ -190,22 +261,41 @@ fn mbms_messages_match_the_independent_python_vectors() {
             _ => {
                 let msk = Msk::from_slice(&r.hex("msk")).unwrap();
                 let mtk = Mtk::from_slice(&r.hex("mtk")).unwrap();
-                let salt = r.has("salt").then(|| MtkSalt::from_slice(&r.hex("salt")).unwrap());
+                let salt = r
+                    .has("salt")
+                    .then(|| MtkSalt::from_slice(&r.hex("salt")).unwrap());
                 let mtk_id = MtkId(u16_hex(r, "mtk_id"));
                 let profile = Profile {
-                    mtk_rand: if kind == "mtk-no-rand" { MtkRand::FromMsk } else { MtkRand::InMessage },
+                    mtk_rand: if kind == "mtk-no-rand" {
+                        MtkRand::FromMsk
+                    } else {
+                        MtkRand::InMessage
+                    },
                     ..Profile::default()
                 };
-                MtkSealer::new(kdid, msk_id, &msk, csb_id, rand, profile).seal(&MtkParams { mtk_id, mtk: &mtk, salt: salt.as_ref() }, counter, &mut out);
+                MtkSealer::new(kdid, msk_id, &msk, csb_id, rand, profile).seal(
+                    &MtkParams {
+                        mtk_id,
+                        mtk: &mtk,
+                        salt: salt.as_ref(),
+                    },
+                    counter,
+                    &mut out,
+                );
                 let key = MskKey {
                     key_domain_id: kdid,
                     msk_id,
                     msk,
-                    validity: MtkIdInterval { from: MtkId(1), to: MtkId(100) },
+                    validity: MtkIdInterval {
+                        from: MtkId(1),
+                        to: MtkId(100),
+                    },
                     rand: Some(rand.to_vec()),
                     policy: None,
                 };
-                let o = MtkOpener::new(key, ReplayCounter::default()).open(&expected).unwrap();
+                let o = MtkOpener::new(key, ReplayCounter::default())
+                    .open(&expected)
+                    .unwrap();
                 assert_eq!((o.mtk, o.salt, o.mtk_id), (mtk, salt, mtk_id));
             }
         }

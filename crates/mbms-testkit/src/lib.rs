@@ -1,5 +1,7 @@
 //! Test helpers shared by the workspace's tests and benches: the `testdata/` vector-file
 //! parser and a pcap writer for interop tests with tshark.
+// Test helper: lengths are checked where frames are built (a UDP payload fits in 16 bits).
+#![allow(clippy::cast_possible_truncation)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +121,7 @@ pub fn udp_ipv4_frame(
     dst: ([u8; 4], u16),
     payload: &[u8],
 ) -> Vec<u8> {
+    assert!(payload.len() <= 65_507, "UDP payload too large for IPv4");
     let udp_len = 8 + payload.len();
     let ip_len = 20 + udp_len;
     let mut f = Vec::with_capacity(14 + ip_len);

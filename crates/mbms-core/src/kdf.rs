@@ -63,7 +63,8 @@ fn p_xor(s: &HmacSha1, label: &[u8], out: &mut [u8]) {
         h.update(label);
         h.finalize().into_bytes()
     };
-    for chunk in out.chunks_mut(20) {
+    let blocks = out.len().div_ceil(20);
+    for (i, chunk) in out.chunks_mut(20).enumerate() {
         let mut h = s.clone();
         h.update(&a);
         h.update(label);
@@ -71,9 +72,12 @@ fn p_xor(s: &HmacSha1, label: &[u8], out: &mut [u8]) {
         for (o, b) in chunk.iter_mut().zip(block.iter()) {
             *o ^= b;
         }
-        let mut h = s.clone();
-        h.update(&a);
-        a = h.finalize().into_bytes();
+        // A_(i+1) is only needed if another block follows.
+        if i + 1 < blocks {
+            let mut h = s.clone();
+            h.update(&a);
+            a = h.finalize().into_bytes();
+        }
     }
     a.zeroize();
 }

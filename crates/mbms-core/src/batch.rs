@@ -56,3 +56,28 @@ fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send)
 fn map_ordered<T, R>(items: &[T], f: impl Fn(&T) -> R) -> Vec<R> {
     items.iter().map(f).collect()
 }
+
+/// Runs `f` on every item, spread over the rayon pool when the `parallel` feature is on.
+pub(crate) fn for_each_owned<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync + Send) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().with_min_len(16).for_each(f);
+    }
+    #[cfg(not(feature = "parallel"))]
+    items.into_iter().for_each(f);
+}
+
+/// Maps every item with `f`, spread over the rayon pool; output order is input order.
+pub(crate) fn map_owned<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> R + Sync + Send,
+) -> Vec<R> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().with_min_len(16).map(f).collect()
+    }
+    #[cfg(not(feature = "parallel"))]
+    items.into_iter().map(f).collect()
+}

@@ -101,7 +101,7 @@ impl MskId {
     }
 }
 
-/// MTK ID: a 16-bit counter, incremented per MTK update (digest §8.7, [M]).
+/// MTK ID: a 16-bit counter, incremented per MTK update (digest §8.7, tagged \[M\]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MtkId(pub u16);
 

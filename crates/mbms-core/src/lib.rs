@@ -29,6 +29,7 @@ pub mod keys;
 pub mod mbms;
 pub mod mikey;
 pub mod profile;
+pub mod srtp;
 
 pub use error::{MbmsError, MikeyError};
 pub use keys::{CsbId, KeyDomainId, Msk, MskId, Mtk, MtkId, MtkIdInterval, MtkSalt, Muk};

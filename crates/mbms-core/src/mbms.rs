@@ -29,7 +29,7 @@ use crate::profile::{
 /// Length of the SRTP MKI of this profile: MSK ID (4) ‖ MTK ID (2) (docs/profile.md).
 pub const MKI_LEN: usize = 6;
 
-/// The SRTP MKI of this profile: MSK ID ‖ MTK ID (digest §6.1, [M]).
+/// The SRTP MKI of this profile: MSK ID ‖ MTK ID (digest §6.1, tagged \[M\]).
 pub fn mki(msk_id: MskId, mtk_id: MtkId) -> [u8; MKI_LEN] {
     let mut m = [0u8; MKI_LEN];
     m[..4].copy_from_slice(&msk_id.to_bytes());

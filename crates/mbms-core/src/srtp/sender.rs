@@ -1,0 +1,316 @@
+//! The sending side: per-SSRC index tracking, key switches at packet boundaries, and the
+//! guarantee that no (key, index) pair is used twice within a context.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+
+use super::rtp::{RtpHeader, rtcp_ssrc};
+use super::session::MasterKeys;
+use super::{
+    ProtectError, SRTCP_MAX_PACKETS, SRTP_MAX_PACKETS, SrtpAuth, SrtpPolicy, estimate_index,
+    roc_of, seq_of,
+};
+use crate::keys::{Mtk, MtkSalt};
+
+struct SendKey {
+    mki: Box<[u8]>,
+    keys: MasterKeys,
+    srtp_packets: u64,
+    srtcp_packets: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SendStream {
+    /// Last SRTP index sent.
+    last_index: Option<u64>,
+    /// Last SRTCP index sent.
+    srtcp_index: u32,
+}
+
+/// The SRTP sender of one session (one MSK's policy; the MTK changes over time).
+pub struct SrtpSender {
+    policy: SrtpPolicy,
+    key: Option<SendKey>,
+    streams: HashMap<u32, SendStream>,
+}
+
+impl core::fmt::Debug for SrtpSender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SrtpSender")
+            .field("policy", &self.policy)
+            .field("mki", &self.key.as_ref().map(|k| &k.mki))
+            .field("streams", &self.streams.len())
+            .finish()
+    }
+}
+
+/// One packet prepared for the parallel crypto phase: index assigned, MKI written.
+struct Job<'a> {
+    pkt: &'a mut [u8],
+    hdr_len: usize,
+    end: usize,
+    ssrc: u32,
+    seq: u16,
+    index: u64,
+}
+
+impl SrtpSender {
+    /// A sender with no key yet.
+    pub fn new(policy: SrtpPolicy) -> Self {
+        Self {
+            policy,
+            key: None,
+            streams: HashMap::new(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &SrtpPolicy {
+        &self.policy
+    }
+
+    /// Switches to a new master key (MTK and salt) named by `mki`, from the next packet on.
+    /// Session keys are derived here, once. Indexes continue per SSRC across the switch.
+    ///
+    /// `mki` must be `policy.mki_len` bytes; it is cut or zero-padded otherwise.
+    pub fn set_key(&mut self, mki: &[u8], mtk: &Mtk, salt: &MtkSalt) {
+        let mut m = vec![0u8; self.policy.mki_len];
+        for (d, s) in m.iter_mut().zip(mki) {
+            *d = *s;
+        }
+        self.key = Some(SendKey {
+            mki: m.into(),
+            keys: MasterKeys::derive(mtk, salt),
+            srtp_packets: 0,
+            srtcp_packets: 0,
+        });
+    }
+
+    /// The MKI of the current key.
+    pub fn mki(&self) -> Option<&[u8]> {
+        self.key.as_ref().map(|k| &k.mki[..])
+    }
+
+    /// Sets the last index sent on `ssrc`, e.g. after a restart from persisted state; the next
+    /// packet must have a higher index.
+    pub fn resume_stream(&mut self, ssrc: u32, last_index: u64) {
+        self.streams.entry(ssrc).or_default().last_index = Some(last_index);
+    }
+
+    /// The last SRTP index sent on `ssrc`.
+    pub fn last_index(&self, ssrc: u32) -> Option<u64> {
+        self.streams.get(&ssrc).and_then(|s| s.last_index)
+    }
+
+    /// Protected length of an RTP packet of `len` bytes with sequence number `seq`.
+    pub fn protected_len(&self, len: usize, seq: u16) -> usize {
+        len + self.policy.mki_len + self.policy.srtp_auth.tag_len(seq)
+    }
+
+    /// Largest growth of a packet when protected (MKI and longest tag): reserve this much.
+    pub fn max_overhead(&self) -> usize {
+        self.policy.mki_len + self.policy.srtp_auth.max_tag_len()
+    }
+
+    /// Sequential phase: checks the packet, assigns its index, counts it against the key limit.
+    fn prepare<'a>(&mut self, buf: &'a mut [u8], len: usize) -> Result<Job<'a>, ProtectError> {
+        let hdr = RtpHeader::parse(
+            buf.get(..len)
+                .ok_or(ProtectError::Malformed("length beyond buffer"))?,
+        )?;
+        let key = self.key.as_mut().ok_or(ProtectError::NoKey)?;
+        if key.srtp_packets >= SRTP_MAX_PACKETS {
+            return Err(ProtectError::KeyExhausted);
+        }
+        let total = len + self.policy.mki_len + self.policy.srtp_auth.tag_len(hdr.seq);
+        if buf.len() < total {
+            return Err(ProtectError::BufferTooSmall { needed: total });
+        }
+        let stream = self.streams.entry(hdr.ssrc).or_default();
+        let index = match stream.last_index {
+            None => u64::from(hdr.seq),
+            Some(last) => {
+                let index = estimate_index(roc_of(last), seq_of(last), hdr.seq);
+                if index <= last {
+                    return Err(ProtectError::IndexNotIncreasing {
+                        ssrc: hdr.ssrc,
+                        index,
+                        last,
+                    });
+                }
+                index
+            }
+        };
+        if index >= SRTP_MAX_PACKETS {
+            return Err(ProtectError::KeyExhausted);
+        }
+        stream.last_index = Some(index);
+        key.srtp_packets += 1;
+        let pkt = &mut buf[..total];
+        pkt[len..len + key.mki.len()].copy_from_slice(&key.mki);
+        Ok(Job {
+            pkt,
+            hdr_len: hdr.len,
+            end: len,
+            ssrc: hdr.ssrc,
+            seq: hdr.seq,
+            index,
+        })
+    }
+
+    /// Protects the RTP packet in `buf[..len]` in place; `buf` must have room for the MKI and
+    /// tag after it. Returns the protected length.
+    pub fn protect_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
+        let job = self.prepare(buf, len)?;
+        let n = job.pkt.len();
+        seal(&self.policy, self.key_ref()?, job);
+        Ok(n)
+    }
+
+    /// Protects an RTP packet held in a `BytesMut`, growing it by the MKI and tag.
+    pub fn protect(&mut self, pkt: &mut BytesMut) -> Result<(), ProtectError> {
+        let len = pkt.len();
+        pkt.resize(len + self.max_overhead(), 0);
+        match self.protect_in_place(pkt, len) {
+            Ok(n) => {
+                pkt.truncate(n);
+                Ok(())
+            }
+            Err(e) => {
+                pkt.truncate(len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Protects a batch: indexes assigned in order, crypto spread over rayon's pool. Result `i`
+    /// belongs to packet `i`; a refused packet is left as it was. Reserve
+    /// [`max_overhead`](Self::max_overhead) bytes of capacity per packet to avoid reallocation.
+    pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
+        let overhead = self.max_overhead();
+        let mut outcome = Vec::with_capacity(pkts.len());
+        let mut jobs = Vec::with_capacity(pkts.len());
+        for pkt in pkts.iter_mut() {
+            let len = pkt.len();
+            pkt.resize(len + overhead, 0);
+            match self.prepare(AsMut::<[u8]>::as_mut(pkt), len) {
+                Ok(job) => {
+                    outcome.push((len, Ok(job.pkt.len())));
+                    jobs.push(job);
+                }
+                Err(e) => outcome.push((len, Err(e))),
+            }
+        }
+        if let Some(key) = &self.key {
+            let (policy, keys) = (&self.policy, &key.keys);
+            crate::batch::for_each_owned(jobs, |job| seal(policy, keys, job));
+        }
+        pkts.iter_mut()
+            .zip(outcome)
+            .map(|(pkt, (len, r))| match r {
+                Ok(n) => {
+                    pkt.truncate(n);
+                    Ok(())
+                }
+                Err(e) => {
+                    pkt.truncate(len);
+                    Err(e)
+                }
+            })
+            .collect()
+    }
+
+    fn key_ref(&self) -> Result<&MasterKeys, ProtectError> {
+        self.key
+            .as_ref()
+            .map(|k| &k.keys)
+            .ok_or(ProtectError::NoKey)
+    }
+
+    /// Protects the RTCP packet in `buf[..len]` in place (RFC 3711 §3.4): encrypts from byte 8,
+    /// appends E ‖ SRTCP index, the MKI and the HMAC-SHA-1 tag. Returns the protected length.
+    pub fn protect_rtcp_in_place(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<usize, ProtectError> {
+        let ssrc = rtcp_ssrc(
+            buf.get(..len)
+                .ok_or(ProtectError::Malformed("length beyond buffer"))?,
+        )?;
+        let key = self.key.as_mut().ok_or(ProtectError::NoKey)?;
+        let mki_len = key.mki.len();
+        let total = len + 4 + mki_len + self.policy.srtcp_tag_len;
+        if buf.len() < total {
+            return Err(ProtectError::BufferTooSmall { needed: total });
+        }
+        let stream = self.streams.entry(ssrc).or_default();
+        let index = stream.srtcp_index + 1;
+        if u64::from(index) >= SRTCP_MAX_PACKETS || key.srtcp_packets >= SRTCP_MAX_PACKETS {
+            return Err(ProtectError::KeyExhausted);
+        }
+        stream.srtcp_index = index;
+        key.srtcp_packets += 1;
+        let keys = &key.keys.srtcp;
+        if self.policy.srtcp_encrypt {
+            keys.crypt(ssrc, u64::from(index), &mut buf[8..len]);
+        }
+        //= RFC 3711 §3.4
+        //# E-flag (1 bit) || SRTCP index (31 bits)
+        let e_index = (u32::from(self.policy.srtcp_encrypt) << 31) | index;
+        buf[len..len + 4].copy_from_slice(&e_index.to_be_bytes());
+        let mac = keys.mac(&buf[..len + 4], &[]);
+        buf[len + 4..len + 4 + mki_len].copy_from_slice(&key.mki);
+        let tag_at = len + 4 + mki_len;
+        buf[tag_at..total].copy_from_slice(&mac[..self.policy.srtcp_tag_len]);
+        Ok(total)
+    }
+}
+
+/// Parallel phase: encryption and tag of one prepared packet.
+fn seal(policy: &SrtpPolicy, keys: &MasterKeys, job: Job<'_>) {
+    let Job {
+        pkt,
+        hdr_len,
+        end,
+        ssrc,
+        seq,
+        index,
+    } = job;
+    let keys = &keys.srtp;
+    if policy.srtp_encrypt {
+        keys.crypt(ssrc, index, &mut pkt[hdr_len..end]);
+    }
+    let roc = roc_of(index).to_be_bytes();
+    // invariant: prepare sized `pkt` as end + MKI + this packet's tag length.
+    let (authenticated, tail) = pkt.split_at_mut(end);
+    let tag = &mut tail[policy.mki_len..];
+    match policy.srtp_auth {
+        SrtpAuth::Null => {}
+        SrtpAuth::HmacSha1 { tag_len } => {
+            let mac = keys.mac(authenticated, &roc);
+            tag[..tag_len].copy_from_slice(&mac[..tag_len]);
+        }
+        SrtpAuth::Rcc { .. } if tag.is_empty() => {}
+        SrtpAuth::Rcc {
+            mode,
+            rate,
+            tag_len,
+        } => {
+            //= RFC 4771 §2
+            //# TAG = ROC_sender || MAC_tr
+            if seq.is_multiple_of(rate) {
+                tag[..4].copy_from_slice(&roc);
+                if mode != super::RccMode::Mode3 {
+                    let mac = keys.mac(authenticated, &roc);
+                    tag[4..tag_len].copy_from_slice(&mac[..tag_len - 4]);
+                }
+            } else {
+                // Mode 2: the default integrity transform on the other packets.
+                let mac = keys.mac(authenticated, &roc);
+                tag[..tag_len].copy_from_slice(&mac[..tag_len]);
+            }
+        }
+    }
+}

@@ -26,4 +26,8 @@ cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 echo "== main job (demo) runs"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
 echo "== cargo test"
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run (cargo's own last line is the doc-test summary).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

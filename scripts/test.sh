@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+[ -f /usr/include/srtp2/srtp.h ] || need+=(libsrtp2-dev)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 if ((${#need[@]})); then
   echo "== installing ${need[*]}"
   sudo=""

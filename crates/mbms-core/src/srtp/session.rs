@@ -3,7 +3,7 @@
 //! keyed. Nothing here allocates.
 
 use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use crate::keys::{Mtk, MtkSalt};
 
 type HmacSha1 = Hmac<Sha1>;
+type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 
 /// Key derivation labels (RFC 3711 §4.3.2).
 pub mod label {
@@ -29,24 +30,12 @@ pub mod label {
     pub const SRTCP_SALT: u8 = 0x05;
 }
 
-/// Fills `out` with the AES-CM keystream of `cipher` starting at counter block `iv`
-/// (RFC 3711 §4.1.1) and XORs it into `data`. Eight blocks at a time, so that AES-NI can
-/// pipeline them.
+/// XORs the AES-CM keystream of `cipher` starting at counter block `iv` (RFC 3711 §4.1.1)
+/// into `data`. The expanded key schedule is copied, not recomputed; the `ctr` crate runs the
+/// blocks through AES-NI in parallel.
 fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
-    let base = u128::from_be_bytes(*iv);
-    let mut counter = 0u128;
-    for chunk in data.chunks_mut(128) {
-        let mut blocks = [GenericArray::<u8, aes::cipher::consts::U16>::default(); 8];
-        let n = chunk.len().div_ceil(16);
-        for (i, b) in blocks.iter_mut().take(n).enumerate() {
-            *b = GenericArray::from(base.wrapping_add(counter + i as u128).to_be_bytes());
-        }
-        cipher.encrypt_blocks(&mut blocks[..n]);
-        for (d, k) in chunk.iter_mut().zip(blocks.iter().flat_map(|b| b.iter())) {
-            *d ^= k;
-        }
-        counter += 8;
-    }
+    let mut c = Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(cipher.clone(), iv.into()));
+    c.apply_keystream(data);
 }
 
 /// RFC 3711 §4.3.1 with key derivation rate 0: `PRF(master_key, (label ‖ 0^48) XOR master_salt)`,

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SRTP protect throughput of mbms-core against libsrtp 2 (the system libsrtp2, through
+# crates/mbms-core/tests/libsrtp/harness.c), same packet on both sides: 12-byte RTP header +
+# PAYLOAD-byte payload (default 1200), AES_CM_128_HMAC_SHA1_80, 6-byte MKI.
+#
+#   scripts/bench-vs-libsrtp.sh                     # ~3 s per measurement
+#   DURATION=10 PAYLOAD=160 scripts/bench-vs-libsrtp.sh
+#
+# Measurements (each DURATION seconds of wall time):
+#   ours    1 thread   SrtpSender::protect_in_place loop on one reused buffer
+#   ours    batch 1/2  SrtpSender::protect_batch, batches of 1024, rayon pool of 1 / 2 threads
+#                      (one sender: index assignment sequential, crypto spread over the pool)
+#   ours    unprotect  SrtpReceiver::unprotect, 1 thread (copy into a work buffer included)
+#   libsrtp 1/2        srtp_protect_mki loop on 1 / 2 pthreads, one session per thread
+# Needs a C compiler and libsrtp2 (apt-get install -y libsrtp2-dev).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+duration="${DURATION:-3}"
+payload="${PAYLOAD:-1200}"
+
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+harness_dir="$target_dir/libsrtp-harness"
+harness="$harness_dir/libsrtp-harness"
+mkdir -p "$harness_dir"
+
+echo "building the libsrtp harness and the release example..." >&2
+cc -O2 -pthread -o "$harness" crates/mbms-core/tests/libsrtp/harness.c -lsrtp2
+cargo build --release --quiet -p mbms-core --example srtp-throughput
+ours="$target_dir/release/examples/srtp-throughput"
+
+# The packets_per_second=<x> value of a run; the run's other lines go to stderr.
+rate() {
+    local out
+    out="$("$@")"
+    printf '%s\n' "$out" | grep -v '^packets_per_second=' | sed 's/^/  /' >&2
+    local r
+    r="$(printf '%s\n' "$out" | sed -n 's/^packets_per_second=//p')"
+    if [[ -z "$r" ]]; then
+        echo "no packets_per_second= in the output of: $*" >&2
+        exit 1
+    fi
+    printf '%s\n' "$r"
+}
+
+echo "measuring, ${duration} s each:" >&2
+ours_1="$(rate "$ours" protect "$duration" "$payload")"
+ours_b1="$(rate "$ours" batch "$duration" "$payload" 1)"
+ours_b2="$(rate "$ours" batch "$duration" "$payload" 2)"
+ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
+lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
+lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"
+
+backend="$(ldd "$harness" 2>/dev/null | grep -oE 'libsrtp2[^ ]*' | head -n1 || true)"
+crypto="$(ldd "$(ldd "$harness" | awk '/libsrtp2/ {print $3}')" 2>/dev/null |
+    grep -oE 'lib(crypto|ssl|nss3)[^ ]*' | head -n1 || true)"
+
+awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v ou="$ours_un" \
+    -v l1="$lib_1" -v l2="$lib_2" -v payload="$payload" -v cores="$(nproc)" \
+    -v lib="${backend:-libsrtp2}" -v crypto="${crypto:-builtin}" '
+function row(name, v) { printf "%-44s %14.0f %12.1f\n", name, v, v * (12 + payload + 16) * 8 / 1e6 }
+BEGIN {
+    printf "\nSRTP protect, 12-byte header + %d-byte payload, AES_CM_128_HMAC_SHA1_80, 6-byte MKI\n", payload
+    printf "(%d CPUs online; libsrtp: %s, crypto: %s)\n\n", cores, lib, crypto
+    printf "%-44s %14s %12s\n", "measurement", "packets/s", "Mbit/s out"
+    row("mbms-core protect_in_place, 1 thread", o1)
+    row("mbms-core protect_batch, pool of 1", ob1)
+    row("mbms-core protect_batch, pool of 2", ob2)
+    row("mbms-core unprotect, 1 thread", ou)
+    row("libsrtp srtp_protect_mki, 1 thread", l1)
+    row("libsrtp srtp_protect_mki, 2 threads", l2)
+    printf "\nratios\n"
+    printf "  ours / libsrtp, 1 core  (protect_in_place / 1 thread):    %6.2fx\n", o1 / l1
+    printf "  ours / libsrtp, 2 cores (protect_batch 2 / 2 threads):    %6.2fx\n", ob2 / l2
+    printf "  ours 2 threads / 1 thread (protect_batch pool 2 / 1):     %6.2fx\n", ob2 / ob1
+    printf "  libsrtp 2 threads / 1 thread:                             %6.2fx\n", l2 / l1
+}'

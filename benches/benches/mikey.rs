@@ -5,10 +5,10 @@
 //! - `mikey/msk_seal/single`: one MSK message (streaming: SRTP-ID map + SP) per iteration, each
 //!   under another MUK of a pool of [`UES`] (per-UE KEMAC key derivation every time), fresh
 //!   counter.
-//! - `mikey/msk_seal_batch/<threads>x1024`: `seal_msk_batch` over 1024 jobs with distinct MUKs
+//! - `mikey/msk_seal_batch/<threads>x1024`: `seal_msk_batch_into` (reused output buffers) over 1024 jobs with distinct MUKs
 //!   in a rayon pool of `threads` threads.
 //! - `mikey/mtk_seal/single`: `MtkSealer::seal` of one MTK message with salt.
-//! - `mikey/mtk_seal_batch/<threads>x1024`: `seal_mtk_batch` over 1024 jobs of [`SERVICES`]
+//! - `mikey/mtk_seal_batch/<threads>x1024`: `seal_mtk_batch_into` (reused output buffers) over 1024 jobs of [`SERVICES`]
 //!   services (one sealer each).
 //! - `mikey/mtk_open/single`: one successful `MtkOpener::open` (warm KEMAC key cache).
 
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use mbms_core::batch::{MskJob, MtkJob, seal_msk_batch, seal_mtk_batch};
+use mbms_core::batch::{MskJob, MtkJob, seal_msk_batch_into, seal_mtk_batch_into};
 use mbms_core::mbms::{
     MskKey, MskMessageParams, MtkOpener, MtkParams, MtkSealer, ReplayCounter, seal_msk_message,
 };
@@ -238,7 +238,12 @@ fn msk_benches(c: &mut Criterion) {
         let p = pool(threads);
         g.bench_function(
             BenchmarkId::new("msk_seal_batch", format!("{threads}x{BATCH}")),
-            |b| b.iter(|| p.install(|| seal_msk_batch(black_box(&jobs), &f.profile))),
+            |b| {
+                let mut outs = Vec::new();
+                b.iter(|| {
+                    p.install(|| seal_msk_batch_into(black_box(&jobs), &f.profile, &mut outs))
+                })
+            },
         );
     }
     g.finish();
@@ -316,7 +321,10 @@ fn mtk_benches(c: &mut Criterion) {
         let p = pool(threads);
         g.bench_function(
             BenchmarkId::new("mtk_seal_batch", format!("{threads}x{BATCH}")),
-            |b| b.iter(|| p.install(|| seal_mtk_batch(black_box(&jobs)))),
+            |b| {
+                let mut outs = Vec::new();
+                b.iter(|| p.install(|| seal_mtk_batch_into(black_box(&jobs), &mut outs)))
+            },
         );
     }
     g.finish();

@@ -29,32 +29,61 @@ pub struct MtkJob<'a> {
 
 /// Seals one MSK message per job (each under its own MUK), spread over the rayon pool.
 pub fn seal_msk_batch(jobs: &[MskJob<'_>], profile: &Profile) -> Vec<Vec<u8>> {
-    map_ordered(jobs, |j| {
-        let mut out = Vec::with_capacity(160);
-        seal_msk_message(j.muk, &j.params, profile, &mut out);
-        out
-    })
+    let mut outs = Vec::new();
+    seal_msk_batch_into(jobs, profile, &mut outs);
+    outs
+}
+
+/// Like [`seal_msk_batch`], into the caller's buffers: `outs` is resized to `jobs.len()` and
+/// buffer `i` receives message `i`. Reusing the buffers from batch to batch saves two
+/// allocations per message and lets the batch scale across cores.
+pub fn seal_msk_batch_into(jobs: &[MskJob<'_>], profile: &Profile, outs: &mut Vec<Vec<u8>>) {
+    outs.resize_with(jobs.len(), || Vec::with_capacity(MSK_MESSAGE_CAPACITY));
+    for_each_pair(jobs, outs, |j, out| {
+        out.clear();
+        seal_msk_message(j.muk, &j.params, profile, out);
+    });
 }
 
 /// Seals one MTK message per job (many services, each with its own sealer).
 pub fn seal_mtk_batch(jobs: &[MtkJob<'_>]) -> Vec<Vec<u8>> {
-    map_ordered(jobs, |j| {
-        let mut out = Vec::with_capacity(96);
-        j.sealer.seal(&j.mtk, j.counter, &mut out);
-        out
-    })
+    let mut outs = Vec::new();
+    seal_mtk_batch_into(jobs, &mut outs);
+    outs
 }
 
-#[cfg(feature = "parallel")]
-fn map_ordered<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
-    use rayon::prelude::*;
-    // Small chunks still amortise the scheduling cost: one message is ~1 µs of work.
-    items.par_iter().with_min_len(64).map(f).collect()
+/// Like [`seal_mtk_batch`], into the caller's reusable buffers (see [`seal_msk_batch_into`]).
+pub fn seal_mtk_batch_into(jobs: &[MtkJob<'_>], outs: &mut Vec<Vec<u8>>) {
+    outs.resize_with(jobs.len(), || Vec::with_capacity(MTK_MESSAGE_CAPACITY));
+    for_each_pair(jobs, outs, |j, out| {
+        out.clear();
+        j.sealer.seal(&j.mtk, j.counter, out);
+    });
 }
 
-#[cfg(not(feature = "parallel"))]
-fn map_ordered<T, R>(items: &[T], f: impl Fn(&T) -> R) -> Vec<R> {
-    items.iter().map(f).collect()
+/// Room for an MSK message with SP and typical identities (190 bytes measured), so that
+/// sealing does not reallocate.
+const MSK_MESSAGE_CAPACITY: usize = 256;
+/// Room for an MTK message with salt and RAND (114 bytes).
+const MTK_MESSAGE_CAPACITY: usize = 128;
+
+fn for_each_pair<T: Sync, O: Send>(
+    items: &[T],
+    outs: &mut [O],
+    f: impl Fn(&T, &mut O) + Sync + Send,
+) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        // Small chunks still amortise the scheduling cost: one message is ~0.3-2 µs of work.
+        items
+            .par_iter()
+            .zip(outs.par_iter_mut())
+            .with_min_len(64)
+            .for_each(|(t, o)| f(t, o));
+    }
+    #[cfg(not(feature = "parallel"))]
+    items.iter().zip(outs.iter_mut()).for_each(|(t, o)| f(t, o));
 }
 
 /// Runs `f` on every item, spread over the rayon pool when the `parallel` feature is on.

@@ -18,7 +18,7 @@ use mbms_core::srtp::{SrtpPolicy, SrtpReceiver, SrtpSender};
 use mbms_core::{MskId, Mtk, MtkId, MtkSalt};
 
 const PAYLOADS: [usize; 3] = [172, 1200, 1400];
-const BATCH: usize = 1024;
+const BATCH: u16 = 1024;
 
 fn rtp(seq: u16, payload: usize) -> Vec<u8> {
     let mut p = vec![0x80, 96, 0, 0, 0, 0, 0, 0, 0xca, 0xfe, 0xba, 0xbe];
@@ -76,7 +76,7 @@ fn protect(c: &mut Criterion) {
                 black_box(tx.protect_in_place(&mut buf, len).expect("protect"));
             });
         });
-        g.throughput(Throughput::Bytes((len * BATCH) as u64));
+        g.throughput(Throughput::Bytes((len * usize::from(BATCH)) as u64));
         for threads in [1, 2] {
             let p = pool(threads);
             g.bench_function(
@@ -146,8 +146,8 @@ fn unprotect(c: &mut Criterion) {
                 i += 1;
             });
         });
-        let pkts = protected(payload, BATCH as u16);
-        g.throughput(Throughput::Bytes((len * BATCH) as u64));
+        let pkts = protected(payload, BATCH);
+        g.throughput(Throughput::Bytes((len * usize::from(BATCH)) as u64));
         for threads in [1, 2] {
             let p = pool(threads);
             g.bench_function(

@@ -265,7 +265,9 @@ fn mtk_benches(c: &mut Criterion) {
             i = (i + 1) % BATCH;
             counter = counter.wrapping_add(1);
             out.clear();
-            sealer.seal(black_box(&m), black_box(counter), &mut out);
+            sealer
+                .seal(black_box(&m), black_box(counter), &mut out)
+                .expect("counter increases");
             black_box(&out);
         });
     });
@@ -274,11 +276,14 @@ fn mtk_benches(c: &mut Criterion) {
     // its opener). The messages carry counters 1..=OPEN_POOL; before each pass over them the
     // opener is reset to a clone of a primed one (replay counter at 0), outside the timing.
     g.bench_function(BenchmarkId::new("mtk_open", "single"), |b| {
-        let svc = &services[0];
+        // A sealer of its own: the one above has used counters far beyond this pool's.
+        let svc = Service::new(0);
         let sealed: Vec<Vec<u8>> = (0..=OPEN_POOL)
             .map(|i| {
                 let mut out = Vec::new();
-                svc.sealer.seal(&mtks.params(i), u32_of(i), &mut out);
+                svc.sealer
+                    .seal(&mtks.params(i), u32_of(i), &mut out)
+                    .expect("counter increases");
                 out
             })
             .collect();
@@ -310,20 +315,40 @@ fn mtk_benches(c: &mut Criterion) {
 
     g.sampling_mode(SamplingMode::Flat).sample_size(30);
     g.throughput(Throughput::Elements(u64_of(BATCH)));
-    let jobs: Vec<MtkJob<'_>> = (0..BATCH)
-        .map(|i| MtkJob {
-            sealer: &services[i % SERVICES].sealer,
-            mtk: mtks.params(i),
-            counter: u32_of(i / SERVICES) + 1,
-        })
-        .collect();
+    // Every batch takes the next counters of each service (a sealer refuses to repeat one);
+    // building the job list is set-up, outside the measurement.
+    let base = std::cell::Cell::new(
+        services
+            .iter()
+            .filter_map(|s| s.sealer.last_counter())
+            .max()
+            .unwrap_or(0),
+    );
+    let next_jobs = || -> Vec<MtkJob<'_>> {
+        let b = base.get();
+        base.set(b + u32_of(BATCH / SERVICES) + 1);
+        (0..BATCH)
+            .map(|i| MtkJob {
+                sealer: &services[i % SERVICES].sealer,
+                mtk: mtks.params(i),
+                counter: b + u32_of(i / SERVICES) + 1,
+            })
+            .collect()
+    };
     for threads in THREADS {
         let p = pool(threads);
         g.bench_function(
             BenchmarkId::new("mtk_seal_batch", format!("{threads}x{BATCH}")),
             |b| {
                 let mut outs = Vec::new();
-                b.iter(|| p.install(|| seal_mtk_batch_into(black_box(&jobs), &mut outs)))
+                b.iter_batched_ref(
+                    next_jobs,
+                    |jobs| {
+                        let r = p.install(|| seal_mtk_batch_into(black_box(jobs), &mut outs));
+                        assert!(r.iter().all(Result::is_ok), "every counter is fresh");
+                    },
+                    criterion::BatchSize::PerIteration,
+                )
             },
         );
     }

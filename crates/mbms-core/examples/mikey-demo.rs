@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             counter,
             &mut m,
-        );
+        )?;
         emit("MTK message", BMSC, ([239, 1, 1, 1], 2269), &m);
         let ids = MessageIds::peek(&m)?;
         let got = opener.open(&m)?;

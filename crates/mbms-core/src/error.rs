@@ -68,6 +68,15 @@ pub enum MbmsError {
     /// The Key Domain ID or MSK ID of the message is not the one of the key it was opened with.
     #[error("key identifiers do not match the key given")]
     KeyIdMismatch,
+    /// A sealer was asked for a timestamp counter not above the last one it used (which would
+    /// repeat the KEMAC IV).
+    #[error("counter {counter} is not above the last one sealed ({last})")]
+    CounterNotIncreasing {
+        /// The counter asked for.
+        counter: u32,
+        /// The last counter sealed.
+        last: u32,
+    },
     /// The MAC (KEMAC or V payload) did not verify.
     #[error("MAC verification failed")]
     MacMismatch,

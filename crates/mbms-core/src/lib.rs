@@ -26,6 +26,7 @@ mod error;
 pub mod fuzzing;
 pub mod kdf;
 pub mod keys;
+mod lanes;
 pub mod mbms;
 pub mod mikey;
 pub mod profile;

@@ -14,6 +14,8 @@
 //! Opening checks, in this order: structure, key identifiers, MAC (constant time), replay
 //! counter, key data, MTK ID interval. State is only updated when every check passes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{MbmsError, MikeyError};
 use crate::kdf::KemacKeys;
 use crate::keys::{CsbId, KeyDomainId, Msk, MskId, Mtk, MtkId, MtkIdInterval, MtkSalt, Muk};
@@ -115,6 +117,10 @@ impl<'o> Builder<'o> {
     /// Appends the closing KEMAC: the Key data written by `key_data`, encrypted with AES-CM
     /// under `iv`, and the HMAC-SHA-1-160 over the whole message up to the MAC.
     fn kemac(mut self, keys: &KemacKeys, iv: &[u8; 16], key_data: impl FnOnce(&mut Vec<u8>)) {
+        // The key data is written in clear and encrypted in place: make room first, so that no
+        // reallocation leaves a copy of the key in freed memory. (Key data of this profile is
+        // under 64 bytes, the MAC 21.)
+        self.out.reserve(4 + 128 + 21);
         self.payload(pt::KEMAC, |out| {
             out.push(encr_alg::AES_CM_128);
             let len_at = out.len();
@@ -344,6 +350,9 @@ fn sealed_fields(msg: &MikeyMessage) -> Result<Sealed<'_>, MbmsError> {
         return Err(MbmsError::Unsupported(
             "HDR data type (pre-shared key expected)",
         ));
+    }
+    if msg.header.prf_func != 0 {
+        return Err(MbmsError::Unsupported("PRF function (MIKEY-1 expected)"));
     }
     let kemac = match msg.payloads.last() {
         Some(Payload::Kemac(k)) => k,
@@ -588,6 +597,9 @@ pub fn check_verification(
             "HDR data type (PSK verification expected)",
         ));
     }
+    if msg.header.prf_func != 0 {
+        return Err(MbmsError::Unsupported("PRF function (MIKEY-1 expected)"));
+    }
     if msg.header.csb_id != sent.csb_id {
         return Err(MbmsError::KeyIdMismatch);
     }
@@ -633,7 +645,10 @@ pub struct MtkParams<'a> {
 
 /// Seals MTK messages of one MSK (BM-SC side, TS 33.246 §6.3.3). The KEMAC keys are derived once
 /// for the sealer's (MSK, CSB ID, RAND) and reused for every message.
-#[derive(Clone)]
+///
+/// The timestamp counter is also the KEMAC's AES-CM IV under those keys, so the sealer refuses
+/// a counter that is not above every counter it sealed before (two MTKs under one IV would give
+/// away their XOR to anyone on the bearer). It is not `Clone` for the same reason.
 pub struct MtkSealer {
     key_domain_id: KeyDomainId,
     msk_id: MskId,
@@ -641,6 +656,8 @@ pub struct MtkSealer {
     rand: [u8; 16],
     keys: KemacKeys,
     profile: Profile,
+    /// Last counter sealed, plus one (0: none yet).
+    last_counter: AtomicU64,
 }
 
 impl core::fmt::Debug for MtkSealer {
@@ -672,12 +689,60 @@ impl MtkSealer {
             rand,
             keys,
             profile,
+            last_counter: AtomicU64::new(0),
         }
     }
 
-    /// Seals one MTK message with timestamp counter `counter` (strictly increasing per MSK)
-    /// and appends it to `out`.
-    pub fn seal(&self, m: &MtkParams<'_>, counter: u32, out: &mut Vec<u8>) {
+    /// Raises the last counter sealed under this MSK (after a restart, from persisted state);
+    /// never lowers it.
+    pub fn resume_counter(&self, last: u32) {
+        self.last_counter
+            .fetch_max(u64::from(last) + 1, Ordering::AcqRel);
+    }
+
+    /// The last counter sealed (or resumed), to persist.
+    pub fn last_counter(&self) -> Option<u32> {
+        let v = self.last_counter.load(Ordering::Acquire);
+        v.checked_sub(1).and_then(|c| u32::try_from(c).ok())
+    }
+
+    /// Takes `counter` for a message: it must be above every counter taken before.
+    pub(crate) fn claim(&self, counter: u32) -> Result<(), MbmsError> {
+        let want = u64::from(counter) + 1;
+        let mut cur = self.last_counter.load(Ordering::Acquire);
+        loop {
+            if want <= cur {
+                let last = u32::try_from(cur - 1).unwrap_or(u32::MAX);
+                return Err(MbmsError::CounterNotIncreasing { counter, last });
+            }
+            match self.last_counter.compare_exchange_weak(
+                cur,
+                want,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Seals one MTK message with timestamp counter `counter` and appends it to `out`. The
+    /// counter must be above every counter this sealer used before
+    /// ([`MbmsError::CounterNotIncreasing`] otherwise, and nothing is written).
+    pub fn seal(
+        &self,
+        m: &MtkParams<'_>,
+        counter: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), MbmsError> {
+        self.claim(counter)?;
+        self.seal_claimed(m, counter, out);
+        Ok(())
+    }
+
+    /// Seals with a counter already taken by [`claim`](Self::claim).
+    pub(crate) fn seal_claimed(&self, m: &MtkParams<'_>, counter: u32, out: &mut Vec<u8>) {
         let header = Header {
             version: 1,
             data_type: data_type::PSK_INIT,
@@ -821,8 +886,12 @@ impl MtkOpener {
         let msg = MikeyMessage::decode(bytes)?;
         let s = sealed_fields(&msg)?;
         let ids = KeyIds::read(&msg)?;
-        if ids.key_domain_id != Some(self.key.key_domain_id) || ids.msk_id != Some(self.key.msk_id)
-        {
+        let (Some(kdid), Some(msk_id)) = (ids.key_domain_id, ids.msk_id) else {
+            return Err(MbmsError::MissingPayload(
+                "Key ID extension (Key Domain ID, MSK ID)",
+            ));
+        };
+        if kdid != self.key.key_domain_id || msk_id != self.key.msk_id {
             return Err(MbmsError::KeyIdMismatch);
         }
         let rand = match (s.rand, self.key.rand.as_deref()) {
@@ -830,14 +899,21 @@ impl MtkOpener {
             (None, None) => return Err(MbmsError::NoRand),
         };
         let csb_id = msg.header.csb_id;
+        // The cache only takes keys whose MAC verified, so forged messages cannot evict it.
+        let cached = matches!(&self.cache, Some((c, r, _)) if *c == csb_id && r.as_slice() == rand);
+        let fresh;
         let keys = match &self.cache {
-            Some((c, r, k)) if *c == csb_id && r.as_slice() == rand => k,
+            Some((_, _, k)) if cached => k,
             _ => {
-                let k = KemacKeys::derive(self.key.msk.expose(), csb_id, rand);
-                &self.cache.insert((csb_id, rand.to_vec(), k)).2
+                fresh = KemacKeys::derive(self.key.msk.expose(), csb_id, rand);
+                &fresh
             }
         };
         let key_data = verify_and_decrypt(keys, bytes, csb_id, &s, &self.replay)?;
+        if !cached {
+            let k = keys.clone();
+            self.cache = Some((csb_id, rand.to_vec(), k));
+        }
         let kd = key_data
             .first()
             .ok_or(MbmsError::BadKeyData("no Key data"))?;

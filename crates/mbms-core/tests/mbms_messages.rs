@@ -172,7 +172,8 @@ fn mtk_message_seal_open_returns_the_mtk_under_every_profile() {
                         },
                         counter,
                         &mut bytes,
-                    );
+                    )
+                    .unwrap();
                     let got = o.open(&bytes).unwrap();
                     assert_eq!(got.mtk, mtk);
                     assert_eq!(got.mtk_id, MtkId(5 + i as u16));
@@ -192,4 +193,97 @@ fn mtk_message_seal_open_returns_the_mtk_under_every_profile() {
             }
         }
     }
+}
+
+#[test]
+fn an_mtk_sealer_never_reuses_a_counter() {
+    // The counter is the KEMAC IV under the sealer's keys: a repeat would give away MTK1 ^ MTK2.
+    let f = Fixture::new();
+    let s = sealer(&f, Profile::default());
+    let mtk = Mtk::from_bytes([1; 16]);
+    let m = MtkParams {
+        mtk_id: MtkId(5),
+        mtk: &mtk,
+        salt: None,
+    };
+    let mut out = Vec::new();
+    s.seal(&m, 42, &mut out).unwrap();
+    for counter in [42, 41, 0] {
+        let mut again = Vec::new();
+        assert_eq!(
+            s.seal(&m, counter, &mut again),
+            Err(MbmsError::CounterNotIncreasing { counter, last: 42 })
+        );
+        assert!(again.is_empty());
+    }
+    s.resume_counter(100);
+    assert_eq!(s.last_counter(), Some(100));
+    assert!(s.seal(&m, 100, &mut Vec::new()).is_err());
+    s.resume_counter(7); // never lowers
+    assert!(s.seal(&m, 101, &mut Vec::new()).is_ok());
+
+    // In a batch: counters are taken in input order; a repeat is refused, the rest sealed.
+    use mbms_core::batch::{MtkJob, seal_mtk_batch};
+    let jobs = [
+        MtkJob {
+            sealer: &s,
+            mtk: m,
+            counter: 200,
+        },
+        MtkJob {
+            sealer: &s,
+            mtk: m,
+            counter: 200,
+        },
+        MtkJob {
+            sealer: &s,
+            mtk: m,
+            counter: 201,
+        },
+    ];
+    let (outs, results) = seal_mtk_batch(&jobs);
+    assert_eq!(
+        results,
+        [
+            Ok(()),
+            Err(MbmsError::CounterNotIncreasing {
+                counter: 200,
+                last: 200
+            }),
+            Ok(())
+        ]
+    );
+    assert!(!outs[0].is_empty() && outs[1].is_empty() && !outs[2].is_empty());
+}
+
+#[test]
+fn other_prfs_and_missing_key_ids_get_their_own_errors() {
+    let f = Fixture::new();
+    let mut out = Vec::new();
+    sealer(&f, Profile::default())
+        .seal(
+            &MtkParams {
+                mtk_id: MtkId(5),
+                mtk: &Mtk::from_bytes([1; 16]),
+                salt: None,
+            },
+            3,
+            &mut out,
+        )
+        .unwrap();
+    let mut prf1 = out.clone();
+    prf1[3] |= 1;
+    assert_eq!(
+        opener(&f, &Profile::default()).open(&prf1),
+        Err(MbmsError::Unsupported("PRF function (MIKEY-1 expected)"))
+    );
+    let mut msg = MikeyMessage::decode(&out).unwrap();
+    msg.payloads
+        .retain(|p| !matches!(p, Payload::GeneralExtension(_)));
+    assert_eq!(
+        opener(&f, &Profile::default()).open(&msg.to_bytes()),
+        Err(MbmsError::MissingPayload(
+            "Key ID extension (Key Domain ID, MSK ID)"
+        ))
+    );
 }

@@ -64,15 +64,17 @@ fn mtk_message(mtk_id: u16, counter: u32) -> Vec<u8> {
     let sealer = MtkSealer::new(KDID, MSK_ID, &msk(), CSB, RAND, Profile::default());
     let (mtk, salt) = (Mtk::from_bytes([0x5a; 16]), MtkSalt::from_bytes([0xc3; 14]));
     let mut out = Vec::new();
-    sealer.seal(
-        &MtkParams {
-            mtk_id: MtkId(mtk_id),
-            mtk: &mtk,
-            salt: Some(&salt),
-        },
-        counter,
-        &mut out,
-    );
+    sealer
+        .seal(
+            &MtkParams {
+                mtk_id: MtkId(mtk_id),
+                mtk: &mtk,
+                salt: Some(&salt),
+            },
+            counter,
+            &mut out,
+        )
+        .unwrap();
     out
 }
 

@@ -232,7 +232,7 @@ proptest! {
         let sealer = MtkSealer::new(kdid, msk_id, &msk, CsbId(csb), rand, profile);
         let (mtk, salt) = (Mtk::from_bytes(mtk), salt.map(MtkSalt::from_bytes));
         let mut out = Vec::new();
-        sealer.seal(&MtkParams { mtk_id: MtkId(mtk_id), mtk: &mtk, salt: salt.as_ref() }, counter, &mut out);
+        sealer.seal(&MtkParams { mtk_id: MtkId(mtk_id), mtk: &mtk, salt: salt.as_ref() }, counter, &mut out).unwrap();
         let key = MskKey { key_domain_id: kdid, msk_id, msk, validity: MtkIdInterval { from: MtkId(0), to: MtkId(u16::MAX) }, rand: Some(rand.to_vec()), policy: None };
         let mut opener = MtkOpener::new(key, ReplayCounter::default());
         let o = opener.open(&out).unwrap();

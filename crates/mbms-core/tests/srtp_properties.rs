@@ -334,3 +334,219 @@ fn batch_equals_one_at_a_time_and_keeps_order() {
         }
     }
 }
+
+/// Regression tests from the review of the SRTP engine (docs/profile.md, "SRTP").
+mod review {
+    use super::*;
+
+    fn forged(seq: u16, ssrc: u32, mki: &[u8], tag_len: usize) -> BytesMut {
+        let mut p = rtp(seq, ssrc, 0, 0, b"forged payload");
+        p.extend_from_slice(mki);
+        p.extend(std::iter::repeat_n(0x5a, tag_len));
+        BytesMut::from(&p[..])
+    }
+
+    #[test]
+    fn a_sequence_jump_before_index_zero_is_refused_not_wrapped_to_roc_max() {
+        let (mut tx, _) = pair(SrtpPolicy::aes_cm_128_hmac_sha1_80());
+        tx.protect(&mut BytesMut::from(&rtp(100, 1, 0, 0, b"a")[..]))
+            .unwrap();
+        let r = tx.protect(&mut BytesMut::from(&rtp(40_000, 1, 0, 0, b"b")[..]));
+        assert_eq!(
+            r,
+            Err(ProtectError::IndexNotIncreasing {
+                ssrc: 1,
+                index: 40_000,
+                last: 100
+            })
+        );
+        // The stream goes on, and through its wrap.
+        for seq in (101..=65_535).chain(0..10) {
+            tx.protect(&mut BytesMut::from(&rtp(seq, 1, 0, 0, b"c")[..]))
+                .unwrap();
+        }
+        assert_eq!(tx.last_index(1), Some(0x1_0009));
+    }
+
+    #[test]
+    fn a_forged_packet_without_mac_does_not_move_the_roc() {
+        let policy = SrtpPolicy {
+            srtp_auth: SrtpAuth::Rcc {
+                mode: RccMode::Mode1,
+                rate: 2,
+                tag_len: 10,
+            },
+            ..SrtpPolicy::aes_cm_128_hmac_sha1_80()
+        };
+        let (mut tx, mut rx) = pair(policy);
+        let (m, ..) = key(1);
+        let mut p = BytesMut::from(&rtp(10, 3, 0, 0, b"sync")[..]);
+        tx.protect(&mut p).unwrap();
+        rx.unprotect(&mut p).unwrap();
+        assert_eq!(rx.highest_index(3), Some(10));
+        // Odd SEQ: no ROC, no tag in mode 1. It opens (there is nothing to check) but moves
+        // nothing, however far ahead it claims to be.
+        for seq in [10 + 0x7ff1, 1, 10 + 0x8001] {
+            let mut f = forged(seq, 3, &m, 0);
+            let r = rx.unprotect(&mut f);
+            // 0x8001 ahead of SEQ 10 at ROC 0 lies before index 0: refused.
+            assert_eq!(r.is_ok(), seq != 10 + 0x8001, "seq {seq}: {r:?}");
+            assert_eq!(rx.highest_index(3), Some(10));
+        }
+        for seq in 11..20 {
+            let mut p = BytesMut::from(&rtp(seq, 3, 0, 0, b"legit")[..]);
+            tx.protect(&mut p).unwrap();
+            let n = rx.unprotect(&mut p).unwrap();
+            assert_eq!(&p[..n], &rtp(seq, 3, 0, 0, b"legit")[..]);
+        }
+        assert_eq!(rx.highest_index(3), Some(18));
+    }
+
+    #[test]
+    fn forged_packets_early_in_a_batch_do_not_poison_the_authentic_ones() {
+        for policy in [
+            SrtpPolicy::aes_cm_128_hmac_sha1_80(),
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::Rcc {
+                    mode: RccMode::Mode2,
+                    rate: 4,
+                    tag_len: 10,
+                },
+                ..SrtpPolicy::aes_cm_128_hmac_sha1_80()
+            },
+        ] {
+            let (mut tx, mut rx) = pair(policy);
+            let (m, ..) = key(1);
+            let mut sync = BytesMut::from(&rtp(1000, 9, 0, 0, b"x")[..]);
+            tx.protect(&mut sync).unwrap();
+            rx.unprotect(&mut sync).unwrap();
+            let mut batch = vec![forged(0x83e8, 9, &m, 10), forged(0x0010, 9, &m, 10)];
+            let mut plains = Vec::new();
+            for seq in 1001..1005 {
+                let plain = rtp(seq, 9, 0, 0, b"legit");
+                let mut p = BytesMut::from(&plain[..]);
+                tx.protect(&mut p).unwrap();
+                batch.push(p);
+                plains.push(plain);
+            }
+            let r = rx.unprotect_batch(&mut batch);
+            assert!(r[..2].iter().all(Result::is_err), "{policy:?}: {r:?}");
+            assert_eq!(&r[2..], &[Ok(()), Ok(()), Ok(()), Ok(())], "{policy:?}");
+            for (p, plain) in batch[2..].iter().zip(&plains) {
+                assert_eq!(&p[..], &plain[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_duplicate_inside_a_batch_is_refused_and_its_plaintext_wiped() {
+        let (mut tx, mut rx) = pair(SrtpPolicy::aes_cm_128_hmac_sha1_80());
+        let mut p = BytesMut::from(&rtp(7, 1, 0, 0, b"SECRET-PLAINTEXT")[..]);
+        tx.protect(&mut p).unwrap();
+        let mut batch = vec![p.clone(), p];
+        let r = rx.unprotect_batch(&mut batch);
+        assert_eq!(r, [Ok(()), Err(UnprotectError::Replayed)]);
+        assert!(batch[1].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn policies_that_would_panic_or_skip_authentication_are_refused() {
+        let base = SrtpPolicy::aes_cm_128_hmac_sha1_80();
+        for bad in [
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::HmacSha1 { tag_len: 0 },
+                ..base
+            },
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::HmacSha1 { tag_len: 21 },
+                ..base
+            },
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::Rcc {
+                    mode: RccMode::Mode2,
+                    rate: 1,
+                    tag_len: 4,
+                },
+                ..base
+            },
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::Rcc {
+                    mode: RccMode::Mode1,
+                    rate: 0,
+                    tag_len: 10,
+                },
+                ..base
+            },
+            SrtpPolicy {
+                srtp_auth: SrtpAuth::Rcc {
+                    mode: RccMode::Mode3,
+                    rate: 1,
+                    tag_len: 2,
+                },
+                ..base
+            },
+            SrtpPolicy {
+                srtcp_tag_len: 0,
+                ..base
+            },
+            SrtpPolicy {
+                srtcp_tag_len: 21,
+                ..base
+            },
+            SrtpPolicy {
+                mki_len: 17,
+                ..base
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+            assert!(SrtpSender::try_new(bad).is_err());
+            assert!(SrtpReceiver::try_new(bad).is_err());
+        }
+        // From MIKEY: an RCC tag of only the ROC, and an empty parameter value.
+        use mbms_core::mikey::{PolicyParam, SecurityPolicy, code::srtp_param as p};
+        let mut sp = SecurityPolicy::srtp_default(1);
+        sp.params.push(PolicyParam {
+            kind: p::SRTP_AUTH_ALG,
+            value: vec![3],
+        });
+        sp.params.push(PolicyParam {
+            kind: p::SRTP_AUTH_TAG_LEN,
+            value: vec![4],
+        });
+        assert!(SrtpPolicy::from_mikey(&sp).is_err());
+        let mut sp = SecurityPolicy::srtp_default(1);
+        sp.params.push(PolicyParam {
+            kind: p::SRTP_ENCRYPTION,
+            value: vec![],
+        });
+        assert!(SrtpPolicy::from_mikey(&sp).is_err());
+        assert_eq!(
+            SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1)),
+            Ok(base)
+        );
+    }
+
+    #[test]
+    fn resuming_never_lowers_an_index() {
+        let (mut tx, _) = pair(SrtpPolicy::aes_cm_128_hmac_sha1_80());
+        tx.protect(&mut BytesMut::from(&rtp(5, 1, 0, 0, b"a")[..]))
+            .unwrap();
+        tx.resume_stream(1, 4);
+        assert_eq!(tx.last_index(1), Some(5));
+        assert!(
+            tx.protect(&mut BytesMut::from(&rtp(5, 1, 0, 0, b"a")[..]))
+                .is_err()
+        );
+        // SRTCP: a restarted sender resumes after the persisted index.
+        let mut rtcp = vec![0x80, 200, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4];
+        rtcp.resize(12 + 4 + 6 + 10, 0);
+        tx.protect_rtcp_in_place(&mut rtcp, 12).unwrap();
+        assert_eq!(tx.last_srtcp_index(1), Some(1));
+        let (mut restarted, _) = pair(SrtpPolicy::aes_cm_128_hmac_sha1_80());
+        restarted.resume_rtcp(1, 1);
+        let mut again = vec![0x80, 200, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4];
+        again.resize(12 + 4 + 6 + 10, 0);
+        restarted.protect_rtcp_in_place(&mut again, 12).unwrap();
+        assert_eq!(&again[12..16], &[0x80, 0, 0, 2]);
+    }
+}

@@ -247,7 +247,9 @@ fn cases() -> Vec<Case> {
                 mtk: &mtk,
                 salt,
             };
-            sealer.seal(&m, counter, &mut bytes);
+            sealer
+                .seal(&m, counter, &mut bytes)
+                .expect("counters increase per sealer");
             // Key data: next, type|KV (Null), key len, MTK (16) [, salt len, salt (14)].
             let key_data = 4 + 16 + salt.map_or(0, |_| 2 + 14);
             let ext = Pl::KeyIdExt(key_ids(Some(mtk_id)));

@@ -273,15 +273,17 @@ fn mbms_messages_match_the_independent_python_vectors() {
                     },
                     ..Profile::default()
                 };
-                MtkSealer::new(kdid, msk_id, &msk, csb_id, rand, profile).seal(
-                    &MtkParams {
-                        mtk_id,
-                        mtk: &mtk,
-                        salt: salt.as_ref(),
-                    },
-                    counter,
-                    &mut out,
-                );
+                MtkSealer::new(kdid, msk_id, &msk, csb_id, rand, profile)
+                    .seal(
+                        &MtkParams {
+                            mtk_id,
+                            mtk: &mtk,
+                            salt: salt.as_ref(),
+                        },
+                        counter,
+                        &mut out,
+                    )
+                    .unwrap();
                 let key = MskKey {
                     key_domain_id: kdid,
                     msk_id,

@@ -45,8 +45,9 @@ pub enum KeyValidity {
     },
 }
 
-/// One Key data sub-payload. The key and salt are zeroized on drop and not printed.
-#[derive(Clone, PartialEq, Eq)]
+/// One Key data sub-payload. The key and salt are zeroized on drop, not printed, and compared
+/// in constant time.
+#[derive(Clone)]
 pub struct KeyData {
     /// Key data type.
     pub kind: KeyDataType,
@@ -67,6 +68,24 @@ impl Drop for KeyData {
         }
     }
 }
+
+impl PartialEq for KeyData {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        let salt_eq = match (&self.salt, &other.salt) {
+            (Some(a), Some(b)) => bool::from(a.as_slice().ct_eq(b.as_slice())),
+            (None, None) => true,
+            _ => false,
+        };
+        // `&` rather than `&&`: no early exit on the key comparison.
+        (self.kind == other.kind)
+            & bool::from(self.key.as_slice().ct_eq(other.key.as_slice()))
+            & salt_eq
+            & (self.kv == other.kv)
+    }
+}
+
+impl Eq for KeyData {}
 
 impl core::fmt::Debug for KeyData {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -93,10 +112,13 @@ impl KeyData {
                 return Err(MikeyError::UnknownKeyDataType(kind.0));
             }
             let key_len = r.u16().ok_or(T)?;
-            let key = r.take(usize::from(key_len)).ok_or(T)?.to_vec();
+            // Held zeroizing until the sub-payload is complete: an error below drops them.
+            let key = zeroize::Zeroizing::new(r.take(usize::from(key_len)).ok_or(T)?.to_vec());
             let salt = if kind.has_salt() {
                 let n = r.u16().ok_or(T)?;
-                Some(r.take(usize::from(n)).ok_or(T)?.to_vec())
+                Some(zeroize::Zeroizing::new(
+                    r.take(usize::from(n)).ok_or(T)?.to_vec(),
+                ))
             } else {
                 None
             };
@@ -117,8 +139,8 @@ impl KeyData {
             };
             out.push(KeyData {
                 kind,
-                key,
-                salt,
+                key: key.to_vec(),
+                salt: salt.map(|s| s.to_vec()),
                 kv,
             });
             match next {

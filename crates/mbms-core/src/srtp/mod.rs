@@ -87,20 +87,21 @@ pub enum UnprotectError {
 }
 
 /// RFC 3711 Appendix A: the index of a packet with sequence number `seq`, given the ROC and
-/// the highest sequence number `s_l` seen so far.
-pub fn estimate_index(roc: u32, s_l: u16, seq: u16) -> u64 {
+/// the highest sequence number `s_l` seen so far. `None` when the guess falls before index 0
+/// (ROC 0 and a packet more than 2^15 behind) or beyond ROC 2^32 - 1.
+pub fn estimate_index(roc: u32, s_l: u16, seq: u16) -> Option<u64> {
     let v = if s_l < 0x8000 {
         if seq > s_l && seq - s_l > 0x8000 {
-            roc.wrapping_sub(1)
+            roc.checked_sub(1)?
         } else {
             roc
         }
     } else if s_l - 0x8000 > seq {
-        roc.wrapping_add(1)
+        roc.checked_add(1)?
     } else {
         roc
     };
-    (u64::from(v) << 16) | u64::from(seq)
+    Some((u64::from(v) << 16) | u64::from(seq))
 }
 
 /// The ROC part of a 48-bit SRTP index.
@@ -114,3 +115,33 @@ pub fn roc_of(index: u64) -> u32 {
 pub fn seq_of(index: u64) -> u16 {
     (index & 0xffff) as u16
 }
+
+/// A fast hasher for SSRC-keyed maps (multiply-rotate, as rustc's FxHash). The receiver only
+/// inserts SSRCs of authenticated packets, so forged SSRCs cannot fill its maps with colliding
+/// keys; lookups of unknown SSRCs cost one probe sequence each.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct SsrcHasher(u64);
+
+impl core::hash::Hasher for SsrcHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Map from SSRC to per-stream state.
+pub(crate) type SsrcMap<V> =
+    std::collections::HashMap<u32, V, core::hash::BuildHasherDefault<SsrcHasher>>;

@@ -73,6 +73,29 @@ impl SrtpAuth {
         matches!(*self, SrtpAuth::Rcc { rate, .. } if seq.is_multiple_of(rate.max(1)))
     }
 
+    /// Where the ROC and the MAC go in the tag of a packet with sequence number `seq`.
+    pub(crate) fn layout(&self, seq: u16) -> TagLayout {
+        match *self {
+            SrtpAuth::Null => TagLayout::None,
+            SrtpAuth::HmacSha1 { tag_len } => TagLayout::Mac(tag_len),
+            SrtpAuth::Rcc {
+                mode,
+                rate,
+                tag_len,
+            } => {
+                //= RFC 4771 §2
+                //# TAG = ROC_sender || MAC_tr
+                match (mode, seq.is_multiple_of(rate.max(1))) {
+                    (RccMode::Mode3, true) => TagLayout::Roc,
+                    (_, true) => TagLayout::RocMac(tag_len - 4),
+                    // Mode 2: the default integrity transform on the other packets.
+                    (RccMode::Mode2, false) => TagLayout::Mac(tag_len),
+                    (RccMode::Mode1 | RccMode::Mode3, false) => TagLayout::None,
+                }
+            }
+        }
+    }
+
     /// Longest tag any packet gets.
     pub fn max_tag_len(&self) -> usize {
         match *self {
@@ -83,6 +106,51 @@ impl SrtpAuth {
                 ..
             } => 4,
             SrtpAuth::Rcc { tag_len, .. } => tag_len,
+        }
+    }
+}
+
+/// The layout of one packet's SRTP tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagLayout {
+    /// No tag.
+    None,
+    /// The first n bytes of HMAC-SHA-1(k_a, authenticated portion ‖ ROC).
+    Mac(usize),
+    /// The bare ROC (RCC mode 3).
+    Roc,
+    /// The ROC, then the first n bytes of the MAC (RCC modes 1 and 2).
+    RocMac(usize),
+}
+
+impl TagLayout {
+    /// Whether the tag holds a MAC.
+    pub(crate) fn has_mac(self) -> bool {
+        matches!(self, TagLayout::Mac(_) | TagLayout::RocMac(_))
+    }
+
+    /// Writes the tag from the ROC and (if the layout has one) the MAC.
+    pub(crate) fn write(self, tag: &mut [u8], roc: &[u8; 4], mac: &[u8; 20]) {
+        match self {
+            TagLayout::None => {}
+            TagLayout::Mac(n) => tag[..n].copy_from_slice(&mac[..n]),
+            TagLayout::Roc => tag[..4].copy_from_slice(roc),
+            TagLayout::RocMac(n) => {
+                tag[..4].copy_from_slice(roc);
+                tag[4..4 + n].copy_from_slice(&mac[..n]);
+            }
+        }
+    }
+
+    /// Checks the MAC part of a received tag in constant time (true when there is none).
+    pub(crate) fn verify(self, tag: &[u8], mac: &[u8; 20]) -> bool {
+        match self {
+            TagLayout::None | TagLayout::Roc => true,
+            TagLayout::Mac(_) => super::session::tag_matches(tag, mac),
+            // The ROC in the tag is the one the index was built from, and the MAC covers it.
+            TagLayout::RocMac(_) => tag
+                .get(4..)
+                .is_some_and(|t| super::session::tag_matches(t, mac)),
         }
     }
 }
@@ -114,6 +182,9 @@ pub enum PolicyError {
     /// The SP payload is not for SRTP.
     #[error("SP protocol type {0} is not SRTP")]
     NotSrtp(u8),
+    /// The MKI is longer than 16 bytes.
+    #[error("MKI of {0} bytes (16 at most)")]
+    MkiTooLong(usize),
     /// A parameter has a value this implementation does not support.
     #[error("unsupported SRTP policy parameter {kind} = {value}")]
     Unsupported {
@@ -144,12 +215,66 @@ impl SrtpPolicy {
         p
     }
 
+    /// Checks the values a hand-built policy could get wrong: tag lengths within the 20 bytes
+    /// of HMAC-SHA-1 and non-zero where a MAC is due, RCC modes 1 and 2 with at least 4 bytes of
+    /// MAC after the ROC (a shorter MAC_tr would let a forged packet set the ROC), RCC mode 3
+    /// with the bare 4-byte ROC, a non-zero R, an MKI of at most 16 bytes.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |kind: u8, value: usize| PolicyError::Unsupported {
+            kind,
+            value: u32::try_from(value).unwrap_or(u32::MAX),
+        };
+        match self.srtp_auth {
+            SrtpAuth::Null => {}
+            SrtpAuth::HmacSha1 { tag_len } if !(1..=20).contains(&tag_len) => {
+                return Err(bad(p::AUTH_TAG_LEN, tag_len));
+            }
+            SrtpAuth::HmacSha1 { .. } => {}
+            SrtpAuth::Rcc { rate: 0, .. } => return Err(bad(p::ROC_TRANSMISSION_RATE, 0)),
+            SrtpAuth::Rcc {
+                mode: RccMode::Mode3,
+                tag_len,
+                ..
+            } if tag_len != 4 => return Err(bad(p::SRTP_AUTH_TAG_LEN, tag_len)),
+            SrtpAuth::Rcc {
+                mode: RccMode::Mode1 | RccMode::Mode2,
+                tag_len,
+                ..
+            } if !(8..=20).contains(&tag_len) => {
+                return Err(bad(p::SRTP_AUTH_TAG_LEN, tag_len));
+            }
+            SrtpAuth::Rcc { .. } => {}
+        }
+        if !(1..=20).contains(&self.srtcp_tag_len) {
+            return Err(bad(p::SRTCP_AUTH_TAG_LEN, self.srtcp_tag_len));
+        }
+        if self.mki_len > 16 {
+            return Err(PolicyError::MkiTooLong(self.mki_len));
+        }
+        Ok(())
+    }
+
     /// Reads the policy from a MIKEY SP payload (RFC 3830 §6.10.1, RFC 4771 §4). Absent
     /// parameters take the RFC 3830 defaults; the SRTP/SRTCP-specific types 14–19 take
     /// precedence over the general types 2, 3 and 11.
     pub fn from_mikey(sp: &SecurityPolicy) -> Result<Self, PolicyError> {
         if sp.prot_type != 0 {
             return Err(PolicyError::NotSrtp(sp.prot_type));
+        }
+        // Every known parameter is one byte, but R (two): an empty or longer value is refused
+        // rather than read as 0 (which would switch encryption or authentication off).
+        for param in &sp.params {
+            let width = if param.kind == p::ROC_TRANSMISSION_RATE {
+                2
+            } else {
+                1
+            };
+            if param.kind <= p::SRTCP_AUTH_TAG_LEN && !(1..=width).contains(&param.value.len()) {
+                return Err(PolicyError::Unsupported {
+                    kind: param.kind,
+                    value: u32::try_from(param.value.len()).unwrap_or(u32::MAX),
+                });
+            }
         }
         let num = |kind: u8| -> Option<u32> {
             sp.param(kind)
@@ -226,8 +351,9 @@ impl SrtpPolicy {
                     RccMode::Mode2
                 },
                 rate,
-                // RFC 4771 §4: the tag length includes the ROC, so at least 32 bits.
-                tag_len: tag_in(p::SRTP_AUTH_TAG_LEN, srtp_tag, 4)?,
+                // RFC 4771 §4: the tag length includes the ROC, so at least 32 bits; we also
+                // want 32 bits of MAC after it (a 4-byte tag would let anyone set the ROC).
+                tag_len: tag_in(p::SRTP_AUTH_TAG_LEN, srtp_tag, 8)?,
             },
             (true, 4) => SrtpAuth::Rcc {
                 mode: RccMode::Mode3,
@@ -257,13 +383,15 @@ impl SrtpPolicy {
             });
         }
         let srtcp_tag_len = tag_in(p::SRTCP_AUTH_TAG_LEN, srtcp_tag, 1)?;
-        Ok(Self {
+        let policy = Self {
             cipher,
             srtp_encrypt: srtp_encrypt && cipher != Cipher::Null,
             srtcp_encrypt: srtcp_encrypt && cipher != Cipher::Null,
             srtp_auth,
             srtcp_tag_len,
             mki_len: crate::mbms::MKI_LEN,
-        })
+        };
+        policy.validate()?;
+        Ok(policy)
     }
 }

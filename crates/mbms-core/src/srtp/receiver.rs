@@ -1,8 +1,6 @@
 //! The receiving side: keys looked up by MKI (several MTKs live around a switch), ROC
 //! estimation and RFC 4771 synchronisation, replay windows, typed errors.
 
-use std::collections::HashMap;
-
 use bytes::BytesMut;
 
 use super::replay::ReplayWindow;
@@ -10,6 +8,7 @@ use super::rtp::{RtpHeader, rtcp_ssrc};
 use super::session::{MasterKeys, tag_matches};
 use super::{RccMode, SrtpAuth, SrtpPolicy, UnprotectError, estimate_index, roc_of, seq_of};
 use crate::keys::{Mtk, MtkSalt};
+use crate::lanes::{LANES, MacInput, hmac_sha1_lanes};
 
 struct RecvKey {
     mki: Box<[u8]>,
@@ -28,7 +27,7 @@ struct RecvStream {
 pub struct SrtpReceiver {
     policy: SrtpPolicy,
     keys: Vec<RecvKey>,
-    streams: HashMap<u32, RecvStream>,
+    streams: super::SsrcMap<RecvStream>,
     initial_roc: Option<u32>,
 }
 
@@ -54,18 +53,41 @@ struct Job<'a> {
     ssrc: u32,
     seq: u16,
     index: u64,
+    /// The index was estimated from a packet of the same batch not yet authenticated.
+    provisional: bool,
+}
+
+/// A batch packet between the phases.
+struct Pending {
+    ssrc: u32,
+    seq: u16,
+    index: u64,
+    end: usize,
+    provisional: bool,
 }
 
 impl SrtpReceiver {
     /// A receiver with no keys. Without RCC, a new SSRC starts at ROC 0 (or the value given to
     /// [`set_initial_roc`](Self::set_initial_roc)); with RCC it waits for a ROC-carrying packet.
+    ///
+    /// # Panics
+    /// If the policy is not valid ([`SrtpPolicy::validate`]); see [`try_new`](Self::try_new).
     pub fn new(policy: SrtpPolicy) -> Self {
-        Self {
+        match Self::try_new(policy) {
+            Ok(r) => r,
+            Err(e) => panic!("invalid SRTP policy: {e}"),
+        }
+    }
+
+    /// A receiver with no keys, or the reason the policy is refused.
+    pub fn try_new(policy: SrtpPolicy) -> Result<Self, super::PolicyError> {
+        policy.validate()?;
+        Ok(Self {
             policy,
             keys: Vec::new(),
-            streams: HashMap::new(),
+            streams: super::SsrcMap::default(),
             initial_roc: None,
-        }
+        })
     }
 
     /// The policy.
@@ -79,7 +101,15 @@ impl SrtpReceiver {
     }
 
     /// Adds (or replaces) the master key named by `mki`.
+    ///
+    /// # Panics
+    /// If `mki` is not `policy.mki_len` bytes long.
     pub fn add_key(&mut self, mki: &[u8], mtk: &Mtk, salt: &MtkSalt) {
+        assert_eq!(
+            mki.len(),
+            self.policy.mki_len,
+            "MKI length differs from the policy's"
+        );
         let keys = MasterKeys::derive(mtk, salt);
         match self.keys.iter_mut().find(|k| &k.mki[..] == mki) {
             Some(k) => k.keys = keys,
@@ -121,7 +151,7 @@ impl SrtpReceiver {
     fn prepare<'a>(
         &self,
         pkt: &'a mut [u8],
-        provisional: Option<&HashMap<u32, u64>>,
+        provisional: Option<&super::SsrcMap<u64>>,
     ) -> Result<Job<'a>, UnprotectError> {
         let hdr = RtpHeader::parse(pkt)?;
         let tag_len = self.policy.srtp_auth.tag_len(hdr.seq);
@@ -133,13 +163,10 @@ impl SrtpReceiver {
             .ok_or(UnprotectError::TooShort)?;
         let key = self.find_key(&pkt[end..end + mki_len])?;
         let stream = self.streams.get(&hdr.ssrc);
+        let real = stream.and_then(|s| s.window.top());
         let local = match provisional.and_then(|p| p.get(&hdr.ssrc)) {
-            Some(&top) => Some(
-                stream
-                    .and_then(|s| s.window.top())
-                    .map_or(top, |t| t.max(top)),
-            ),
-            None => stream.and_then(|s| s.window.top()),
+            Some(&top) => Some(real.map_or(top, |t| t.max(top))),
+            None => real,
         };
         let auth = self.policy.srtp_auth;
         let index = match (local, auth) {
@@ -152,7 +179,9 @@ impl SrtpReceiver {
                 let roc = u32::from_be_bytes([pkt[t], pkt[t + 1], pkt[t + 2], pkt[t + 3]]);
                 (u64::from(roc) << 16) | u64::from(hdr.seq)
             }
-            (Some(top), _) => estimate_index(roc_of(top), seq_of(top), hdr.seq),
+            (Some(top), _) => {
+                estimate_index(roc_of(top), seq_of(top), hdr.seq).ok_or(UnprotectError::Replayed)?
+            }
             (None, SrtpAuth::Rcc { .. }) => return Err(UnprotectError::RocNotSynchronized),
             (None, _) => (u64::from(self.initial_roc.unwrap_or(0)) << 16) | u64::from(hdr.seq),
         };
@@ -167,11 +196,31 @@ impl SrtpReceiver {
             ssrc: hdr.ssrc,
             seq: hdr.seq,
             index,
+            provisional: local != real,
         })
     }
 
+    /// Whether an accepted packet with sequence number `seq` moves the replay window (and with
+    /// it ROC and highest SEQ). Where the policy authenticates packets, only authenticated ones
+    /// do, so that a forged packet without a MAC (RCC mode 1 packets without ROC) cannot shift
+    /// the ROC. Policies without any MAC (NULL, RCC mode 3) have no such protection: every
+    /// packet moves it (docs/profile.md).
+    fn advances(&self, seq: u16) -> bool {
+        match self.policy.srtp_auth {
+            SrtpAuth::Null
+            | SrtpAuth::Rcc {
+                mode: RccMode::Mode3,
+                ..
+            } => true,
+            auth => auth.layout(seq).has_mac(),
+        }
+    }
+
     /// Sequential commit: the replay window (and with it ROC and highest SEQ) moves on.
-    fn commit(&mut self, ssrc: u32, index: u64) -> Result<(), UnprotectError> {
+    fn commit(&mut self, ssrc: u32, seq: u16, index: u64) -> Result<(), UnprotectError> {
+        if !self.advances(seq) {
+            return Ok(());
+        }
         let s = self.streams.entry(ssrc).or_default();
         // A duplicate inside one batch passed the pre-check with it; refuse the second here.
         if !s.window.is_fresh(index) {
@@ -185,43 +234,71 @@ impl SrtpReceiver {
     /// is now plaintext at `pkt[..len]`.
     pub fn unprotect(&mut self, pkt: &mut [u8]) -> Result<usize, UnprotectError> {
         let job = self.prepare(pkt, None)?;
-        let (ssrc, index, end) = (job.ssrc, job.index, job.end);
-        open(&self.policy, &self.keys[job.key].keys, job)?;
-        self.commit(ssrc, index)?;
+        let (ssrc, seq, index, end) = (job.ssrc, job.seq, job.index, job.end);
+        let pkt = open(&self.policy, &self.keys[job.key].keys, job)?;
+        if let Err(e) = self.commit(ssrc, seq, index) {
+            // Refused after decryption: do not leave the plaintext behind.
+            pkt.fill(0);
+            return Err(e);
+        }
         Ok(end)
     }
 
     /// Unprotects a batch: checks in order, crypto spread over rayon's pool, then the replay
     /// windows advance in order. Each accepted packet is truncated to its RTP plaintext.
     pub fn unprotect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), UnprotectError>> {
-        let mut pre = Vec::with_capacity(pkts.len());
+        let n = pkts.len();
+        let mut pre: Vec<Result<Pending, UnprotectError>> = Vec::with_capacity(n);
         let mut jobs = Vec::with_capacity(pkts.len());
-        let mut provisional = HashMap::new();
+        let mut provisional = super::SsrcMap::default();
         for (i, pkt) in pkts.iter_mut().enumerate() {
             match self.prepare(AsMut::<[u8]>::as_mut(pkt), Some(&provisional)) {
                 Ok(job) => {
-                    let top = provisional.entry(job.ssrc).or_insert(job.index);
-                    *top = (*top).max(job.index);
-                    pre.push(Ok((job.ssrc, job.index, job.end)));
-                    jobs.push((i, job));
+                    if self.advances(job.seq) {
+                        let top = provisional.entry(job.ssrc).or_insert(job.index);
+                        *top = (*top).max(job.index);
+                    }
+                    pre.push(Ok(Pending {
+                        ssrc: job.ssrc,
+                        seq: job.seq,
+                        index: job.index,
+                        end: job.end,
+                        provisional: job.provisional,
+                    }));
+                    jobs.push((i, job, Ok(())));
                 }
                 Err(e) => pre.push(Err(e)),
             }
         }
         let (policy, keys) = (&self.policy, &self.keys);
-        let verdicts: Vec<(usize, Result<(), UnprotectError>)> =
-            crate::batch::map_owned(jobs, |(i, job)| (i, open(policy, &keys[job.key].keys, job)));
-        for (i, v) in verdicts {
-            if let Err(e) = v {
-                pre[i] = Err(e);
-            }
+        crate::batch::for_each_chunk(&mut jobs, LANES, |group| open_group(policy, keys, group));
+        let mut verdicts = vec![Ok(()); n];
+        for (i, _, verdict) in jobs {
+            verdicts[i] = verdict;
         }
         pkts.iter_mut()
             .zip(pre)
-            .map(|(pkt, r)| {
-                let (ssrc, index, end) = r?;
-                self.commit(ssrc, index)?;
-                pkt.truncate(end);
+            .zip(verdicts)
+            .map(|((pkt, p), verdict)| {
+                let p = p?;
+                match verdict {
+                    Ok(()) => {}
+                    // Estimated from a packet earlier in the batch that may have been forged:
+                    // try again alone, against the state the authentic packets left. The packet
+                    // is still ciphertext, since only authentic packets are decrypted.
+                    Err(UnprotectError::AuthFailed) if p.provisional => {
+                        let end = self.unprotect(pkt)?;
+                        pkt.truncate(end);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = self.commit(p.ssrc, p.seq, p.index) {
+                    // A duplicate within the batch: decrypted, then refused; wipe the plaintext.
+                    pkt.fill(0);
+                    return Err(e);
+                }
+                pkt.truncate(p.end);
                 Ok(())
             })
             .collect()
@@ -264,36 +341,82 @@ impl SrtpReceiver {
 }
 
 /// Parallel phase: authentication (constant time), then decryption.
-fn open(policy: &SrtpPolicy, keys: &MasterKeys, job: Job<'_>) -> Result<(), UnprotectError> {
-    let Job {
-        pkt,
-        hdr_len,
-        end,
-        ssrc,
-        seq,
-        index,
-        ..
-    } = job;
+fn open<'a>(
+    policy: &SrtpPolicy,
+    keys: &MasterKeys,
+    job: Job<'a>,
+) -> Result<&'a mut [u8], UnprotectError> {
     let keys = &keys.srtp;
-    let roc = roc_of(index).to_be_bytes();
-    let (authenticated, tail) = pkt.split_at_mut(end);
-    let tag = &tail[policy.mki_len..];
-    let ok = match policy.srtp_auth {
-        SrtpAuth::Null => true,
-        SrtpAuth::HmacSha1 { .. } => tag_matches(tag, &keys.mac(authenticated, &roc)),
-        SrtpAuth::Rcc { .. } if tag.is_empty() => true,
-        SrtpAuth::Rcc { mode, rate, .. } if seq.is_multiple_of(rate) => match mode {
-            RccMode::Mode3 => true,
-            // The ROC in the tag is the one the index was built from; the MAC covers it.
-            _ => tag_matches(&tag[4..], &keys.mac(authenticated, &roc)),
-        },
-        SrtpAuth::Rcc { .. } => tag_matches(tag, &keys.mac(authenticated, &roc)),
+    let roc = roc_of(job.index).to_be_bytes();
+    let layout = policy.srtp_auth.layout(job.seq);
+    let (authenticated, tail) = job.pkt.split_at_mut(job.end);
+    let mac = if layout.has_mac() {
+        keys.mac(authenticated, &roc)
+    } else {
+        [0; 20]
     };
-    if !ok {
+    if !layout.verify(&tail[policy.mki_len..], &mac) {
         return Err(UnprotectError::AuthFailed);
     }
     if policy.srtp_encrypt {
-        keys.crypt(ssrc, index, &mut authenticated[hdr_len..]);
+        keys.crypt(job.ssrc, job.index, &mut authenticated[job.hdr_len..]);
     }
-    Ok(())
+    Ok(authenticated)
+}
+
+/// Parallel phase for up to [`LANES`] packets: their MACs computed together (multi-lane
+/// HMAC-SHA-1), each verified in constant time, the authentic ones decrypted. Verdicts go into
+/// `verdicts[i]` for job `i`.
+fn open_group(
+    policy: &SrtpPolicy,
+    keys: &[RecvKey],
+    jobs: &mut [(usize, Job<'_>, Result<(), UnprotectError>)],
+) {
+    let mut rocs = [[0u8; 4]; LANES];
+    for (r, (_, job, _)) in rocs.iter_mut().zip(jobs.iter()) {
+        *r = roc_of(job.index).to_be_bytes();
+    }
+    let mut macs = [[0u8; 20]; LANES];
+    let mut slot = [usize::MAX; LANES];
+    {
+        let Some((_, first, _)) = jobs.first() else {
+            return;
+        };
+        let blank = MacInput {
+            key: &keys[first.key].keys.srtp.lanes,
+            data: &[],
+            trailer: &[],
+        };
+        let mut inputs = [blank; LANES];
+        let mut n = 0;
+        for (i, (_, job, _)) in jobs.iter().enumerate() {
+            if policy.srtp_auth.layout(job.seq).has_mac() {
+                inputs[n] = MacInput {
+                    key: &keys[job.key].keys.srtp.lanes,
+                    data: &job.pkt[..job.end],
+                    trailer: &rocs[i],
+                };
+                slot[i] = n;
+                n += 1;
+            }
+        }
+        hmac_sha1_lanes(&inputs[..n], &mut macs[..n]);
+    }
+    for (i, (_, job, verdict)) in jobs.iter_mut().enumerate() {
+        let layout = policy.srtp_auth.layout(job.seq);
+        let mac = macs.get(slot[i]).copied().unwrap_or([0; 20]);
+        let (authenticated, tail) = job.pkt.split_at_mut(job.end);
+        *verdict = if layout.verify(&tail[policy.mki_len..], &mac) {
+            if policy.srtp_encrypt {
+                keys[job.key].keys.srtp.crypt(
+                    job.ssrc,
+                    job.index,
+                    &mut authenticated[job.hdr_len..],
+                );
+            }
+            Ok(())
+        } else {
+            Err(UnprotectError::AuthFailed)
+        };
+    }
 }

@@ -1,17 +1,15 @@
 //! The sending side: per-SSRC index tracking, key switches at packet boundaries, and the
 //! guarantee that no (key, index) pair is used twice within a context.
 
-use std::collections::HashMap;
-
 use bytes::BytesMut;
 
 use super::rtp::{RtpHeader, rtcp_ssrc};
 use super::session::MasterKeys;
 use super::{
-    ProtectError, SRTCP_MAX_PACKETS, SRTP_MAX_PACKETS, SrtpAuth, SrtpPolicy, estimate_index,
-    roc_of, seq_of,
+    ProtectError, SRTCP_MAX_PACKETS, SRTP_MAX_PACKETS, SrtpPolicy, estimate_index, roc_of, seq_of,
 };
 use crate::keys::{Mtk, MtkSalt};
+use crate::lanes::{LANES, MacInput, hmac_sha1_lanes};
 
 struct SendKey {
     mki: Box<[u8]>,
@@ -32,7 +30,7 @@ struct SendStream {
 pub struct SrtpSender {
     policy: SrtpPolicy,
     key: Option<SendKey>,
-    streams: HashMap<u32, SendStream>,
+    streams: super::SsrcMap<SendStream>,
 }
 
 impl core::fmt::Debug for SrtpSender {
@@ -57,11 +55,27 @@ struct Job<'a> {
 
 impl SrtpSender {
     /// A sender with no key yet.
+    ///
+    /// # Panics
+    /// If the policy is not valid ([`SrtpPolicy::validate`]); see [`try_new`](Self::try_new).
     pub fn new(policy: SrtpPolicy) -> Self {
+        match Self::try_new(policy) {
+            Ok(s) => s,
+            Err(e) => panic!("invalid SRTP policy: {e}"),
+        }
+    }
+
+    /// A sender with no key yet, or the reason the policy is refused.
+    pub fn try_new(policy: SrtpPolicy) -> Result<Self, super::PolicyError> {
+        policy.validate()?;
+        Ok(Self::unchecked(policy))
+    }
+
+    fn unchecked(policy: SrtpPolicy) -> Self {
         Self {
             policy,
             key: None,
-            streams: HashMap::new(),
+            streams: super::SsrcMap::default(),
         }
     }
 
@@ -73,12 +87,15 @@ impl SrtpSender {
     /// Switches to a new master key (MTK and salt) named by `mki`, from the next packet on.
     /// Session keys are derived here, once. Indexes continue per SSRC across the switch.
     ///
-    /// `mki` must be `policy.mki_len` bytes; it is cut or zero-padded otherwise.
+    /// # Panics
+    /// If `mki` is not `policy.mki_len` bytes long.
     pub fn set_key(&mut self, mki: &[u8], mtk: &Mtk, salt: &MtkSalt) {
-        let mut m = vec![0u8; self.policy.mki_len];
-        for (d, s) in m.iter_mut().zip(mki) {
-            *d = *s;
-        }
+        assert_eq!(
+            mki.len(),
+            self.policy.mki_len,
+            "MKI length differs from the policy's"
+        );
+        let m = mki.to_vec();
         self.key = Some(SendKey {
             mki: m.into(),
             keys: MasterKeys::derive(mtk, salt),
@@ -92,10 +109,28 @@ impl SrtpSender {
         self.key.as_ref().map(|k| &k.mki[..])
     }
 
-    /// Sets the last index sent on `ssrc`, e.g. after a restart from persisted state; the next
-    /// packet must have a higher index.
+    /// Raises the last SRTP index sent on `ssrc`, e.g. after a restart from persisted state
+    /// under the same MTK; the next packet must have a higher index. It never lowers the index
+    /// (that could reuse a (key, index) pair). A restart without persisted indexes needs a new
+    /// MTK.
     pub fn resume_stream(&mut self, ssrc: u32, last_index: u64) {
-        self.streams.entry(ssrc).or_default().last_index = Some(last_index);
+        let s = self.streams.entry(ssrc).or_default();
+        let last = last_index.min(SRTP_MAX_PACKETS - 1);
+        s.last_index = Some(s.last_index.map_or(last, |l| l.max(last)));
+    }
+
+    /// Raises the last SRTCP index sent on `ssrc` (see [`resume_stream`](Self::resume_stream)).
+    pub fn resume_rtcp(&mut self, ssrc: u32, last_srtcp_index: u32) {
+        let s = self.streams.entry(ssrc).or_default();
+        s.srtcp_index = s.srtcp_index.max(last_srtcp_index.min(0x7fff_ffff));
+    }
+
+    /// The last SRTCP index sent on `ssrc`, to persist with [`last_index`](Self::last_index).
+    pub fn last_srtcp_index(&self, ssrc: u32) -> Option<u32> {
+        self.streams
+            .get(&ssrc)
+            .map(|s| s.srtcp_index)
+            .filter(|i| *i > 0)
     }
 
     /// The last SRTP index sent on `ssrc`.
@@ -131,7 +166,19 @@ impl SrtpSender {
         let index = match stream.last_index {
             None => u64::from(hdr.seq),
             Some(last) => {
-                let index = estimate_index(roc_of(last), seq_of(last), hdr.seq);
+                let index = match estimate_index(roc_of(last), seq_of(last), hdr.seq) {
+                    Some(index) => index,
+                    None if roc_of(last) == u32::MAX => return Err(ProtectError::KeyExhausted),
+                    // Before index 0: an old packet, or a sequence number jump the caller
+                    // must renumber.
+                    None => {
+                        return Err(ProtectError::IndexNotIncreasing {
+                            ssrc: hdr.ssrc,
+                            index: u64::from(hdr.seq),
+                            last,
+                        });
+                    }
+                };
                 if index <= last {
                     return Err(ProtectError::IndexNotIncreasing {
                         ssrc: hdr.ssrc,
@@ -204,7 +251,7 @@ impl SrtpSender {
         }
         if let Some(key) = &self.key {
             let (policy, keys) = (&self.policy, &key.keys);
-            crate::batch::for_each_owned(jobs, |job| seal(policy, keys, job));
+            crate::batch::for_each_chunk(&mut jobs, LANES, |group| seal_group(policy, keys, group));
         }
         pkts.iter_mut()
             .zip(outcome)
@@ -270,47 +317,61 @@ impl SrtpSender {
 
 /// Parallel phase: encryption and tag of one prepared packet.
 fn seal(policy: &SrtpPolicy, keys: &MasterKeys, job: Job<'_>) {
-    let Job {
-        pkt,
-        hdr_len,
-        end,
-        ssrc,
-        seq,
-        index,
-    } = job;
     let keys = &keys.srtp;
     if policy.srtp_encrypt {
-        keys.crypt(ssrc, index, &mut pkt[hdr_len..end]);
+        keys.crypt(job.ssrc, job.index, &mut job.pkt[job.hdr_len..job.end]);
     }
-    let roc = roc_of(index).to_be_bytes();
+    let roc = roc_of(job.index).to_be_bytes();
+    let layout = policy.srtp_auth.layout(job.seq);
     // invariant: prepare sized `pkt` as end + MKI + this packet's tag length.
-    let (authenticated, tail) = pkt.split_at_mut(end);
-    let tag = &mut tail[policy.mki_len..];
-    match policy.srtp_auth {
-        SrtpAuth::Null => {}
-        SrtpAuth::HmacSha1 { tag_len } => {
-            let mac = keys.mac(authenticated, &roc);
-            tag[..tag_len].copy_from_slice(&mac[..tag_len]);
+    let (authenticated, tail) = job.pkt.split_at_mut(job.end);
+    let mac = if layout.has_mac() {
+        keys.mac(authenticated, &roc)
+    } else {
+        [0; 20]
+    };
+    layout.write(&mut tail[policy.mki_len..], &roc, &mac);
+}
+
+/// Parallel phase for up to [`LANES`] packets: encryption, then their MACs computed together
+/// (multi-lane HMAC-SHA-1), then the tags.
+fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
+    let keys = &keys.srtp;
+    if policy.srtp_encrypt {
+        for job in jobs.iter_mut() {
+            keys.crypt(job.ssrc, job.index, &mut job.pkt[job.hdr_len..job.end]);
         }
-        SrtpAuth::Rcc { .. } if tag.is_empty() => {}
-        SrtpAuth::Rcc {
-            mode,
-            rate,
-            tag_len,
-        } => {
-            //= RFC 4771 §2
-            //# TAG = ROC_sender || MAC_tr
-            if seq.is_multiple_of(rate) {
-                tag[..4].copy_from_slice(&roc);
-                if mode != super::RccMode::Mode3 {
-                    let mac = keys.mac(authenticated, &roc);
-                    tag[4..tag_len].copy_from_slice(&mac[..tag_len - 4]);
-                }
-            } else {
-                // Mode 2: the default integrity transform on the other packets.
-                let mac = keys.mac(authenticated, &roc);
-                tag[..tag_len].copy_from_slice(&mac[..tag_len]);
+    }
+    let mut rocs = [[0u8; 4]; LANES];
+    for (r, job) in rocs.iter_mut().zip(jobs.iter()) {
+        *r = roc_of(job.index).to_be_bytes();
+    }
+    let mut macs = [[0u8; 20]; LANES];
+    let mut slot = [usize::MAX; LANES];
+    {
+        let blank = MacInput {
+            key: &keys.lanes,
+            data: &[],
+            trailer: &[],
+        };
+        let mut inputs = [blank; LANES];
+        let mut n = 0;
+        for (i, job) in jobs.iter().enumerate() {
+            if policy.srtp_auth.layout(job.seq).has_mac() {
+                inputs[n] = MacInput {
+                    key: &keys.lanes,
+                    data: &job.pkt[..job.end],
+                    trailer: &rocs[i],
+                };
+                slot[i] = n;
+                n += 1;
             }
         }
+        hmac_sha1_lanes(&inputs[..n], &mut macs[..n]);
+    }
+    for (i, job) in jobs.iter_mut().enumerate() {
+        let layout = policy.srtp_auth.layout(job.seq);
+        let mac = macs.get(slot[i]).copied().unwrap_or([0; 20]);
+        layout.write(&mut job.pkt[job.end + policy.mki_len..], &rocs[i], &mac);
     }
 }

@@ -62,6 +62,8 @@ pub(crate) struct SessionKeys {
     cipher: Aes128,
     salt: Zeroizing<[u8; 14]>,
     mac: HmacSha1,
+    /// The same authentication key for the multi-lane batch path.
+    pub(crate) lanes: crate::lanes::HmacKey,
 }
 
 impl SessionKeys {
@@ -77,6 +79,7 @@ impl SessionKeys {
             cipher: Aes128::new((&*k).into()),
             // invariant: HMAC accepts keys of any length.
             mac: <HmacSha1 as Mac>::new_from_slice(&a[..]).expect("HMAC takes any key length"),
+            lanes: crate::lanes::HmacKey::new(&a[..]),
             salt: s,
         }
     }

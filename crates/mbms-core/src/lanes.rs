@@ -1,0 +1,281 @@
+//! HMAC-SHA-1 over many independent messages at once (the batch paths): the SHA-1 compressions
+//! of up to four messages run interleaved on SHA-NI through `mbms-simd`, which falls back to the
+//! portable path on other CPUs.
+//!
+//! ```text
+//! HMAC(K, m) = H((K ^ opad) ‖ H((K ^ ipad) ‖ m))      (RFC 2104)
+//! ```
+//! The states after the `K ^ ipad` and `K ^ opad` blocks are computed once per key
+//! ([`HmacKey`]); per message only the message blocks, the padding block(s) and one outer
+//! block remain.
+
+use mbms_simd::{SHA1_IV, compress_lanes, portable};
+use sha1::{Digest, Sha1};
+use zeroize::Zeroize;
+
+/// Lanes processed together.
+pub(crate) const LANES: usize = 4;
+
+/// An HMAC-SHA-1 key as the two SHA-1 states after its padded blocks. Zeroized on drop.
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    inner: [u32; 5],
+    outer: [u32; 5],
+}
+
+impl Drop for HmacKey {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        //= RFC 2104 §2
+        //# (1) append zeros to the end of K to create a B byte string; keys longer than B bytes
+        //# are first hashed using H
+        let mut k = [0u8; 64];
+        if key.len() > 64 {
+            k[..20].copy_from_slice(&Sha1::digest(key));
+        } else {
+            k[..key.len()].copy_from_slice(key);
+        }
+        let mut block = [0u8; 64];
+        let mut pad = |byte: u8| {
+            for (b, k) in block.iter_mut().zip(&k) {
+                *b = k ^ byte;
+            }
+            let mut s = SHA1_IV;
+            portable(&mut s, &block);
+            s
+        };
+        let (inner, outer) = (pad(0x36), pad(0x5c));
+        k.zeroize();
+        block.zeroize();
+        Self { inner, outer }
+    }
+}
+
+/// One message: `data ‖ trailer` (the trailer is the SRTP ROC, or empty).
+#[derive(Clone, Copy)]
+pub(crate) struct MacInput<'a> {
+    pub(crate) key: &'a HmacKey,
+    pub(crate) data: &'a [u8],
+    pub(crate) trailer: &'a [u8],
+}
+
+/// The last one or two blocks of a message: the bytes after its whole blocks, the trailer, and
+/// the SHA-1 padding with the length of `K ^ ipad ‖ message`.
+struct Tail {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Tail {
+    fn new(rest: &[u8], trailer: &[u8], total_len: usize) -> Self {
+        let mut buf = [0u8; 128];
+        let n = rest.len() + trailer.len();
+        buf[..rest.len()].copy_from_slice(rest);
+        buf[rest.len()..n].copy_from_slice(trailer);
+        buf[n] = 0x80;
+        let len = if n + 9 <= 64 { 64 } else { 128 };
+        let bits = (total_len as u64) * 8;
+        buf[len - 8..len].copy_from_slice(&bits.to_be_bytes());
+        Self { buf, len }
+    }
+}
+
+/// Computes `HMAC-SHA-1(input.key, input.data ‖ input.trailer)` for every input into `out`.
+///
+/// # Panics
+/// If `out` is shorter than `inputs` or a trailer is longer than 16 bytes.
+pub(crate) fn hmac_sha1_lanes(inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
+    for (group, out) in inputs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+        match group.len() {
+            4 => group_of::<4>(group, out),
+            3 => group_of::<3>(group, out),
+            2 => group_of::<2>(group, out),
+            _ => group_of::<1>(group, out),
+        }
+    }
+}
+
+fn group_of<const N: usize>(group: &[MacInput<'_>], out: &mut [[u8; 20]]) {
+    assert!(
+        group.iter().all(|m| m.trailer.len() <= 16),
+        "trailer too long"
+    );
+    let whole: [usize; N] = core::array::from_fn(|i| group[i].data.len() / 64 * 64);
+    let mut states: [[u32; 5]; N] = core::array::from_fn(|i| group[i].key.inner);
+
+    // The whole blocks all lanes have, interleaved.
+    let common = whole.iter().copied().min().unwrap_or(0);
+    compress_lanes(
+        &mut states,
+        core::array::from_fn(|i| &group[i].data[..common]),
+    );
+    // The rest of the whole blocks: interleaved if every lane has as many, else lane by lane.
+    let rest: [&[u8]; N] = core::array::from_fn(|i| &group[i].data[common..whole[i]]);
+    if rest.iter().all(|r| r.len() == rest[0].len()) {
+        compress_lanes(&mut states, rest);
+    } else {
+        for (s, r) in states.iter_mut().zip(rest) {
+            portable(s, r);
+        }
+    }
+    // The tails (trailer and padding), likewise.
+    let tails: [Tail; N] = core::array::from_fn(|i| {
+        let m = &group[i];
+        Tail::new(
+            &m.data[whole[i]..],
+            m.trailer,
+            64 + m.data.len() + m.trailer.len(),
+        )
+    });
+    if tails.iter().all(|t| t.len == tails[0].len) {
+        compress_lanes(
+            &mut states,
+            core::array::from_fn(|i| &tails[i].buf[..tails[i].len]),
+        );
+    } else {
+        for (s, t) in states.iter_mut().zip(&tails) {
+            portable(s, &t.buf[..t.len]);
+        }
+    }
+    // Outer hash: one block per lane, K ^ opad ‖ inner digest.
+    let outer_blocks: [[u8; 64]; N] = core::array::from_fn(|i| {
+        let mut b = [0u8; 64];
+        for (o, w) in b.chunks_mut(4).zip(states[i]) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        b[20] = 0x80;
+        b[56..].copy_from_slice(&(((64 + 20) * 8) as u64).to_be_bytes());
+        b
+    });
+    let mut outer: [[u32; 5]; N] = core::array::from_fn(|i| group[i].key.outer);
+    compress_lanes(&mut outer, core::array::from_fn(|i| &outer_blocks[i][..]));
+    for (o, s) in out.iter_mut().zip(outer) {
+        for (d, w) in o.chunks_mut(4).zip(s) {
+            d.copy_from_slice(&w.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::{Hmac, Mac};
+
+    fn reference(key: &[u8], data: &[u8], trailer: &[u8]) -> [u8; 20] {
+        let mut h = <Hmac<Sha1> as Mac>::new_from_slice(key).expect("any key length");
+        h.update(data);
+        h.update(trailer);
+        h.finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn rfc2202_hmac_sha1_vectors() {
+        // RFC 2202 §3 test cases 1, 2 and 6 (key longer than a block).
+        let cases: [(&[u8], &[u8], &str); 3] = [
+            (
+                &[0x0b; 20],
+                b"Hi There",
+                "b617318655057264e28bc0b6fb378c8ef146be00",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+            ),
+            (
+                &[0xaa; 80],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "aa4ae5e15272d00e95705637ce8a3b55ed402112",
+            ),
+        ];
+        for force in [false, true] {
+            mbms_simd::set_force_portable(force);
+            let keys: Vec<HmacKey> = cases.iter().map(|c| HmacKey::new(c.0)).collect();
+            let inputs: Vec<MacInput<'_>> = cases
+                .iter()
+                .zip(&keys)
+                .map(|(c, key)| MacInput {
+                    key,
+                    data: c.1,
+                    trailer: &[],
+                })
+                .collect();
+            let mut out = vec![[0u8; 20]; inputs.len()];
+            hmac_sha1_lanes(&inputs, &mut out);
+            for (o, c) in out.iter().zip(&cases) {
+                let hex: String = o.iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(hex, c.2);
+            }
+        }
+        mbms_simd::set_force_portable(false);
+    }
+
+    #[test]
+    fn every_length_up_to_2048_mixed_in_batches_equals_the_hmac_crate() {
+        let data: Vec<u8> = (0..2100u32)
+            .map(|i| (i * 31 + 7).to_le_bytes()[0])
+            .collect();
+        let keys = [
+            HmacKey::new(&[1; 20]),
+            HmacKey::new(&[2; 20]),
+            HmacKey::new(b"short"),
+        ];
+        let raw: [&[u8]; 3] = [&[1; 20], &[2; 20], b"short"];
+        for force in [false, true] {
+            mbms_simd::set_force_portable(force);
+            // Lengths 0..=2048, in batches mixing lengths, keys and trailers; and the same lengths
+            // in batches of equal lengths (every lane count 1..=4 and more).
+            let lens: Vec<usize> = (0..=2048).collect();
+            for batch in [
+                lens.clone(),
+                lens.iter().map(|l| (l * 7) % 2049).collect::<Vec<_>>(),
+            ] {
+                let inputs: Vec<MacInput<'_>> = batch
+                    .iter()
+                    .map(|&l| MacInput {
+                        key: &keys[l % 3],
+                        data: &data[l % 50..l % 50 + l],
+                        trailer: if l % 2 == 0 { &[0, 0, 0, 7] } else { &[] },
+                    })
+                    .collect();
+                let mut out = vec![[0u8; 20]; inputs.len()];
+                hmac_sha1_lanes(&inputs, &mut out);
+                for (i, (o, &l)) in out.iter().zip(&batch).enumerate() {
+                    let want = reference(
+                        raw[l % 3],
+                        &data[l % 50..l % 50 + l],
+                        if l % 2 == 0 { &[0, 0, 0, 7] } else { &[] },
+                    );
+                    assert_eq!(*o, want, "input {i}, length {l}, portable {force}");
+                }
+            }
+            for l in [0usize, 55, 56, 63, 64, 119, 120, 1200, 2048] {
+                for lanes in 1..=9 {
+                    let inputs: Vec<MacInput<'_>> = (0..lanes)
+                        .map(|j| MacInput {
+                            key: &keys[j % 3],
+                            data: &data[j..j + l],
+                            trailer: &[9, 9, 9, 9],
+                        })
+                        .collect();
+                    let mut out = vec![[0u8; 20]; lanes];
+                    hmac_sha1_lanes(&inputs, &mut out);
+                    for (j, o) in out.iter().enumerate() {
+                        assert_eq!(
+                            *o,
+                            reference(raw[j % 3], &data[j..j + l], &[9, 9, 9, 9]),
+                            "length {l}, lane {j} of {lanes}"
+                        );
+                    }
+                }
+            }
+        }
+        mbms_simd::set_force_portable(false);
+    }
+}

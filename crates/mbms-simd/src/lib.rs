@@ -1,0 +1,201 @@
+//! # mbms-simd
+//!
+//! SHA-1 compression of several independent messages at once. One SHA-1 stream on SHA-NI is
+//! bound by the latency of `sha1rnds4` (each 4-round step waits for the previous one); the
+//! rounds of independent messages do not depend on each other, so interleaving 2 or 4 of them
+//! keeps the SHA unit busy.
+//!
+//! The API is safe: [`compress_lanes`] checks its arguments and picks, at run time, the SHA-NI
+//! kernel or the portable path (the `sha1` crate's own compression, one lane after the other).
+//! [`set_force_portable`] forces the portable path, so tests cover both on a machine with
+//! SHA-NI.
+//!
+//! This is the only crate of the workspace with `unsafe` code.
+#![warn(missing_docs)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// SHA-1 initial state (FIPS 180-4 §5.3.1).
+pub const SHA1_IV: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
+static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
+
+/// Forces the portable path even where SHA-NI is present (for tests and comparisons).
+pub fn set_force_portable(force: bool) {
+    FORCE_PORTABLE.store(force, Ordering::Relaxed);
+}
+
+/// Whether the multi-lane SHA-NI kernel is in use.
+pub fn sha_ni_active() -> bool {
+    !FORCE_PORTABLE.load(Ordering::Relaxed) && x86::available()
+}
+
+/// Compresses `blocks[i]` into `states[i]` for every lane `i`, as `sha1::compress` would one
+/// lane at a time. Every lane must have the same number of whole 64-byte blocks.
+///
+/// # Panics
+/// If a lane's length is not a multiple of 64 or differs from lane 0's.
+pub fn compress_lanes<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]; N]) {
+    let len = blocks.first().map_or(0, |b| b.len());
+    assert!(len.is_multiple_of(64), "SHA-1 input is not whole blocks");
+    assert!(
+        blocks.iter().all(|b| b.len() == len),
+        "lanes of different lengths"
+    );
+    if len == 0 {
+        return;
+    }
+    if N > 1 && sha_ni_active() {
+        x86::compress(states, blocks);
+    } else {
+        for (state, data) in states.iter_mut().zip(blocks) {
+            portable(state, data);
+        }
+    }
+}
+
+/// Compresses whole blocks into one state with the `sha1` crate (SHA-NI single stream or
+/// software, as that crate detects).
+pub fn portable(state: &mut [u32; 5], data: &[u8]) {
+    for block in data.chunks_exact(64) {
+        let b = sha1::digest::generic_array::GenericArray::from_slice(block);
+        sha1::compress(state, core::slice::from_ref(b));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    /// Whether the CPU has the instructions the kernel uses.
+    pub(crate) fn available() -> bool {
+        std::is_x86_feature_detected!("sha")
+            && std::is_x86_feature_detected!("sse2")
+            && std::is_x86_feature_detected!("ssse3")
+            && std::is_x86_feature_detected!("sse4.1")
+    }
+
+    pub(crate) fn compress<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]; N]) {
+        debug_assert!(available());
+        // SAFETY: the caller (`compress_lanes`) only calls this when `available()` said the CPU
+        // has SHA, SSE2, SSSE3 and SSE4.1, the target features `kernel` is compiled with; and it
+        // checked that every lane holds the same whole number of 64-byte blocks, which is all
+        // the memory `kernel` reads.
+        unsafe { kernel(states, blocks) }
+    }
+
+    /// `dst = sha1rnds4(src, sha1nexte(dst, w), func)`, lane by lane.
+    macro_rules! rounds4 {
+        ($n:expr, $dst:ident, $src:ident, $w:ident, $f:literal) => {
+            for l in 0..$n {
+                $dst[l] = _mm_sha1rnds4_epu32($src[l], _mm_sha1nexte_epu32($dst[l], $w[l]), $f);
+            }
+        };
+    }
+
+    /// Message schedule into `$w4`, then four rounds.
+    macro_rules! schedule_rounds4 {
+        ($n:expr, $h0:ident, $h1:ident, $w0:ident, $w1:ident, $w2:ident, $w3:ident, $w4:ident, $f:literal) => {
+            for l in 0..$n {
+                $w4[l] = _mm_sha1msg2_epu32(
+                    _mm_xor_si128(_mm_sha1msg1_epu32($w0[l], $w1[l]), $w2[l]),
+                    $w3[l],
+                );
+            }
+            rounds4!($n, $h1, $h0, $w4, $f);
+        };
+    }
+
+    /// # Safety
+    /// The CPU must support SHA, SSE2, SSSE3 and SSE4.1, and every `blocks[l]` must have the
+    /// same length, a multiple of 64.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    unsafe fn kernel<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]; N]) {
+        let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0A0B_0C0D_0E0F);
+        let zero = _mm_setzero_si128();
+        let mut abcd = [zero; N];
+        let mut e = [zero; N];
+        for l in 0..N {
+            let s = states[l].map(|x| x as i32);
+            abcd[l] = _mm_set_epi32(s[0], s[1], s[2], s[3]);
+            e[l] = _mm_set_epi32(s[4], 0, 0, 0);
+        }
+        let nblocks = blocks[0].len() / 64;
+        for b in 0..nblocks {
+            let (mut w0, mut w1, mut w2, mut w3, mut w4) =
+                ([zero; N], [zero; N], [zero; N], [zero; N], [zero; N]);
+            for l in 0..N {
+                let block = &blocks[l][b * 64..b * 64 + 64];
+                let p = block.as_ptr().cast::<__m128i>();
+                // SAFETY: `block` is 64 bytes, so the four unaligned 16-byte loads at offsets
+                // 0, 16, 32 and 48 stay inside it.
+                unsafe {
+                    w0[l] = _mm_shuffle_epi8(_mm_loadu_si128(p), mask);
+                    w1[l] = _mm_shuffle_epi8(_mm_loadu_si128(p.add(1)), mask);
+                    w2[l] = _mm_shuffle_epi8(_mm_loadu_si128(p.add(2)), mask);
+                    w3[l] = _mm_shuffle_epi8(_mm_loadu_si128(p.add(3)), mask);
+                }
+            }
+            let mut h0 = abcd;
+            let mut h1 = [zero; N];
+            for l in 0..N {
+                h1[l] = _mm_sha1rnds4_epu32(h0[l], _mm_add_epi32(e[l], w0[l]), 0);
+            }
+            // Rounds 0..20
+            rounds4!(N, h0, h1, w1, 0);
+            rounds4!(N, h1, h0, w2, 0);
+            rounds4!(N, h0, h1, w3, 0);
+            schedule_rounds4!(N, h0, h1, w0, w1, w2, w3, w4, 0);
+            // Rounds 20..40
+            schedule_rounds4!(N, h1, h0, w1, w2, w3, w4, w0, 1);
+            schedule_rounds4!(N, h0, h1, w2, w3, w4, w0, w1, 1);
+            schedule_rounds4!(N, h1, h0, w3, w4, w0, w1, w2, 1);
+            schedule_rounds4!(N, h0, h1, w4, w0, w1, w2, w3, 1);
+            schedule_rounds4!(N, h1, h0, w0, w1, w2, w3, w4, 1);
+            // Rounds 40..60
+            schedule_rounds4!(N, h0, h1, w1, w2, w3, w4, w0, 2);
+            schedule_rounds4!(N, h1, h0, w2, w3, w4, w0, w1, 2);
+            schedule_rounds4!(N, h0, h1, w3, w4, w0, w1, w2, 2);
+            schedule_rounds4!(N, h1, h0, w4, w0, w1, w2, w3, 2);
+            schedule_rounds4!(N, h0, h1, w0, w1, w2, w3, w4, 2);
+            // Rounds 60..80
+            schedule_rounds4!(N, h1, h0, w1, w2, w3, w4, w0, 3);
+            schedule_rounds4!(N, h0, h1, w2, w3, w4, w0, w1, 3);
+            schedule_rounds4!(N, h1, h0, w3, w4, w0, w1, w2, 3);
+            schedule_rounds4!(N, h0, h1, w4, w0, w1, w2, w3, 3);
+            schedule_rounds4!(N, h1, h0, w0, w1, w2, w3, w4, 3);
+            for l in 0..N {
+                abcd[l] = _mm_add_epi32(abcd[l], h0[l]);
+                e[l] = _mm_sha1nexte_epu32(h1[l], e[l]);
+            }
+        }
+        for l in 0..N {
+            states[l] = [
+                _mm_extract_epi32(abcd[l], 3) as u32,
+                _mm_extract_epi32(abcd[l], 2) as u32,
+                _mm_extract_epi32(abcd[l], 1) as u32,
+                _mm_extract_epi32(abcd[l], 0) as u32,
+                _mm_extract_epi32(e[l], 3) as u32,
+            ];
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod x86 {
+    pub(crate) fn available() -> bool {
+        false
+    }
+
+    pub(crate) fn compress<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]; N]) {
+        for (state, data) in states.iter_mut().zip(blocks) {
+            super::portable(state, data);
+        }
+    }
+}

@@ -138,3 +138,50 @@ pub fn srtp_roundtrip(data: &[u8]) {
         }
     }
 }
+
+/// Multi-lane HMAC-SHA-1 on an arbitrary batch (messages, keys and trailers cut from `data`)
+/// equals the `hmac` crate, on the SHA-NI kernel and on the forced portable path.
+pub fn lanes_differential(data: &[u8]) {
+    use crate::lanes::{HmacKey, MacInput, hmac_sha1_lanes};
+    use hmac::{Hmac, Mac};
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from(ctl % 9) + 1;
+    // Message i is the i-th of `count` slices of `rest`, of lengths driven by the bytes.
+    let mut msgs = Vec::with_capacity(count);
+    let mut at = 0usize;
+    for i in 0..count {
+        let want = usize::from(rest.get(i).copied().unwrap_or(0)) * 8;
+        let end = rest.len().min(at + want);
+        msgs.push(&rest[at..end]);
+        at = end;
+    }
+    let raw_keys: [&[u8]; 3] = [&[0x0b; 20], b"key", &[0xaa; 80]];
+    let keys = raw_keys.map(HmacKey::new);
+    let trailers: [&[u8]; 2] = [&[], &[0, 0, 0, 1]];
+    let inputs: Vec<MacInput<'_>> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MacInput {
+            key: &keys[i % 3],
+            data: m,
+            trailer: trailers[i % 2],
+        })
+        .collect();
+    for force in [false, true] {
+        mbms_simd::set_force_portable(force);
+        let mut out = vec![[0u8; 20]; inputs.len()];
+        hmac_sha1_lanes(&inputs, &mut out);
+        for (i, (o, m)) in out.iter().zip(&msgs).enumerate() {
+            // invariant: HMAC accepts keys of any length.
+            let mut h =
+                <Hmac<sha1::Sha1> as Mac>::new_from_slice(raw_keys[i % 3]).expect("any key length");
+            h.update(m);
+            h.update(trailers[i % 2]);
+            let want: [u8; 20] = h.finalize().into_bytes().into();
+            assert_eq!(*o, want, "lane {i} of {count}, portable {force}");
+        }
+    }
+    mbms_simd::set_force_portable(false);
+}

@@ -3,12 +3,13 @@
 # crates/mbms-core/tests/libsrtp/harness.c), same packet on both sides: 12-byte RTP header +
 # PAYLOAD-byte payload (default 1200), AES_CM_128_HMAC_SHA1_80, 6-byte MKI.
 #
-#   scripts/bench-vs-libsrtp.sh                     # ~3 s per measurement
-#   DURATION=10 PAYLOAD=160 scripts/bench-vs-libsrtp.sh
+#   scripts/bench-vs-libsrtp.sh                     # 172, 1200 and 1400-byte payloads, ~3 s each
+#   DURATION=10 PAYLOADS=1200 scripts/bench-vs-libsrtp.sh
 #
 # Measurements (each DURATION seconds of wall time):
-#   ours    1 thread   SrtpSender::protect_in_place loop on one reused buffer
+#   ours    1 thread   SrtpSender::protect_in_place loop on one reused buffer (single-lane)
 #   ours    batch 1/2  SrtpSender::protect_batch, batches of 1024, rayon pool of 1 / 2 threads
+#                      (multi-lane: HMAC-SHA-1 of 4 packets interleaved on SHA-NI, AES-CTR on VAES)
 #                      (one sender: index assignment sequential, crypto spread over the pool)
 #   ours    unprotect  SrtpReceiver::unprotect, 1 thread (copy into a work buffer included)
 #   libsrtp 1/2        srtp_protect_mki loop on 1 / 2 pthreads, one session per thread
@@ -19,7 +20,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 duration="${DURATION:-3}"
-payload="${PAYLOAD:-1200}"
+payloads="${PAYLOADS:-${PAYLOAD:-172 1200 1400}}"
 
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
@@ -46,18 +47,19 @@ rate() {
     printf '%s\n' "$r"
 }
 
-echo "measuring, ${duration} s each:" >&2
+backend="$(ldd "$harness" 2>/dev/null | grep -oE 'libsrtp2[^ ]*' | head -n1 || true)"
+crypto="$(ldd "$(ldd "$harness" | awk '/libsrtp2/ {print $3}')" 2>/dev/null |
+    grep -oE 'lib(crypto|ssl|nss3)[^ ]*' | head -n1 || true)"
+
+measure() { # payload
+local payload="$1"
+echo "measuring ${payload}-byte payloads, ${duration} s each:" >&2
 ours_1="$(rate "$ours" protect "$duration" "$payload")"
 ours_b1="$(rate "$ours" batch "$duration" "$payload" 1)"
 ours_b2="$(rate "$ours" batch "$duration" "$payload" 2)"
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
 lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"
-
-backend="$(ldd "$harness" 2>/dev/null | grep -oE 'libsrtp2[^ ]*' | head -n1 || true)"
-crypto="$(ldd "$(ldd "$harness" | awk '/libsrtp2/ {print $3}')" 2>/dev/null |
-    grep -oE 'lib(crypto|ssl|nss3)[^ ]*' | head -n1 || true)"
-
 awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v ou="$ours_un" \
     -v l1="$lib_1" -v l2="$lib_2" -v payload="$payload" -v cores="$(nproc)" \
     -v lib="${backend:-libsrtp2}" -v crypto="${crypto:-builtin}" '
@@ -73,8 +75,15 @@ BEGIN {
     row("libsrtp srtp_protect_mki, 1 thread", l1)
     row("libsrtp srtp_protect_mki, 2 threads", l2)
     printf "\nratios\n"
-    printf "  ours / libsrtp, 1 core  (protect_in_place / 1 thread):    %6.2fx\n", o1 / l1
+    printf "  ours / libsrtp, 1 core, single-lane (protect_in_place):   %6.2fx\n", o1 / l1
+    printf "  ours / libsrtp, 1 core, multi-lane (protect_batch 1):     %6.2fx\n", ob1 / l1
+    printf "  multi-lane / single-lane, 1 core:                         %6.2fx\n", ob1 / o1
     printf "  ours / libsrtp, 2 cores (protect_batch 2 / 2 threads):    %6.2fx\n", ob2 / l2
     printf "  ours 2 threads / 1 thread (protect_batch pool 2 / 1):     %6.2fx\n", ob2 / ob1
     printf "  libsrtp 2 threads / 1 thread:                             %6.2fx\n", l2 / l1
 }'
+}
+
+for p in $payloads; do
+    measure "$p"
+done

@@ -10,8 +10,15 @@
 //! [`set_force_portable`] forces the portable path, so tests cover both on a machine with
 //! SHA-NI.
 //!
+//! [`aes128_ctr_xor`] runs AES-128 in counter mode two blocks per instruction with VAES (AVX2
+//! width) where the CPU has it, and tells the caller to use its portable cipher otherwise.
+//!
 //! This is the only crate of the workspace with `unsafe` code.
 #![warn(missing_docs)]
+
+mod aes;
+
+pub use aes::{Aes128RoundKeys, aes128_ctr_xor};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,6 +36,11 @@ static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
 /// Forces the portable path even where SHA-NI is present (for tests and comparisons).
 pub fn set_force_portable(force: bool) {
     FORCE_PORTABLE.store(force, Ordering::Relaxed);
+}
+
+/// Whether the portable paths are forced.
+pub(crate) fn forced_portable() -> bool {
+    FORCE_PORTABLE.load(Ordering::Relaxed)
 }
 
 /// Whether the multi-lane SHA-NI kernel is in use.

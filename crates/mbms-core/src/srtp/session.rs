@@ -60,6 +60,8 @@ pub fn derive_session_key(
 #[derive(Clone)]
 pub(crate) struct SessionKeys {
     cipher: Aes128,
+    /// The same encryption key for the VAES kernel (empty where the CPU lacks it).
+    round_keys: mbms_simd::Aes128RoundKeys,
     salt: Zeroizing<[u8; 14]>,
     mac: HmacSha1,
     /// The same authentication key for the multi-lane batch path.
@@ -77,6 +79,7 @@ impl SessionKeys {
         derive_session_key(mk, ms, labels[2], &mut s[..]);
         Self {
             cipher: Aes128::new((&*k).into()),
+            round_keys: mbms_simd::Aes128RoundKeys::new(&k),
             // invariant: HMAC accepts keys of any length.
             mac: <HmacSha1 as Mac>::new_from_slice(&a[..]).expect("HMAC takes any key length"),
             lanes: crate::lanes::HmacKey::new(&a[..]),
@@ -97,7 +100,10 @@ impl SessionKeys {
         for (o, b) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
             *o ^= b;
         }
-        aes_cm_xor(&self.cipher, &iv, data);
+        // VAES where the CPU has it, else the `aes` crate (AES-NI or software).
+        if !mbms_simd::aes128_ctr_xor(&self.round_keys, &iv, data) {
+            aes_cm_xor(&self.cipher, &iv, data);
+        }
     }
 
     /// Full HMAC-SHA-1 over `authenticated ‖ trailer` (trailer: the ROC for SRTP, empty for

@@ -1,0 +1,194 @@
+//! AES-128 in counter mode with VAES: two blocks per `vaesenc`, eight blocks in flight.
+
+/// AES-128 round keys (FIPS 197 §5.2), expanded with AES-NI. Zeroized on drop; never printed.
+#[derive(Clone)]
+pub struct Aes128RoundKeys {
+    rk: Option<[[u8; 16]; 11]>,
+}
+
+impl Drop for Aes128RoundKeys {
+    fn drop(&mut self) {
+        if let Some(rk) = self.rk.as_mut() {
+            zeroize::Zeroize::zeroize(rk.as_flattened_mut());
+        }
+    }
+}
+
+impl core::fmt::Debug for Aes128RoundKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Aes128RoundKeys(<redacted>)")
+    }
+}
+
+impl Aes128RoundKeys {
+    /// Expands `key` where the CPU has the VAES kernel's instructions; otherwise holds nothing
+    /// and [`aes128_ctr_xor`] always declines.
+    pub fn new(key: &[u8; 16]) -> Self {
+        Self {
+            rk: imp::available().then(|| imp::expand(key)),
+        }
+    }
+}
+
+/// XORs the AES-128-CTR keystream (128-bit big-endian counter starting at `iv`, as the `ctr`
+/// crate's `Ctr128BE`) into `data` and returns `true`; or returns `false`, touching nothing,
+/// when the VAES kernel is not available (CPU, forced portable, or a counter whose low 64 bits
+/// would wrap inside `data`), so that the caller uses its portable cipher.
+pub fn aes128_ctr_xor(keys: &Aes128RoundKeys, iv: &[u8; 16], data: &mut [u8]) -> bool {
+    let Some(rk) = keys.rk.as_ref() else {
+        return false;
+    };
+    if crate::forced_portable() {
+        return false;
+    }
+    let lo = u64::from_be_bytes([iv[8], iv[9], iv[10], iv[11], iv[12], iv[13], iv[14], iv[15]]);
+    let blocks = data.len().div_ceil(16) as u64;
+    if lo.checked_add(blocks).is_none() {
+        return false;
+    }
+    imp::ctr(rk, iv, data);
+    true
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use core::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        std::is_x86_feature_detected!("aes")
+            && std::is_x86_feature_detected!("vaes")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("sse2")
+    }
+
+    pub(super) fn expand(key: &[u8; 16]) -> [[u8; 16]; 11] {
+        // SAFETY: only called after `available()` confirmed AES-NI and SSE2.
+        unsafe { expand_ni(key) }
+    }
+
+    pub(super) fn ctr(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
+        // SAFETY: round keys only exist when `available()` held (see `Aes128RoundKeys::new`),
+        // so the CPU has VAES, AVX2 and AES-NI; the kernel reads and writes only inside `data`
+        // (whole 128-byte chunks, then the tail through a stack buffer), and the caller checked
+        // that the low 64 bits of the counter do not wrap inside `data`.
+        unsafe { ctr_vaes(rk, iv, data) }
+    }
+
+    macro_rules! expand_round {
+        ($k:ident, $rk:ident, $i:literal, $rcon:literal) => {
+            let t = _mm_shuffle_epi32(_mm_aeskeygenassist_si128($k, $rcon), 0xff);
+            $k = _mm_xor_si128($k, _mm_slli_si128($k, 4));
+            $k = _mm_xor_si128($k, _mm_slli_si128($k, 4));
+            $k = _mm_xor_si128($k, _mm_slli_si128($k, 4));
+            $k = _mm_xor_si128($k, t);
+            _mm_storeu_si128($rk[$i].as_mut_ptr().cast(), $k);
+        };
+    }
+
+    /// # Safety
+    /// The CPU must support AES-NI and SSE2.
+    #[target_feature(enable = "aes,sse2")]
+    unsafe fn expand_ni(key: &[u8; 16]) -> [[u8; 16]; 11] {
+        let mut rk = [[0u8; 16]; 11];
+        // SAFETY: `key` and every `rk[i]` are 16 bytes, the width of the unaligned loads and
+        // stores below.
+        unsafe {
+            let mut k = _mm_loadu_si128(key.as_ptr().cast());
+            _mm_storeu_si128(rk[0].as_mut_ptr().cast(), k);
+            expand_round!(k, rk, 1, 0x01);
+            expand_round!(k, rk, 2, 0x02);
+            expand_round!(k, rk, 3, 0x04);
+            expand_round!(k, rk, 4, 0x08);
+            expand_round!(k, rk, 5, 0x10);
+            expand_round!(k, rk, 6, 0x20);
+            expand_round!(k, rk, 7, 0x40);
+            expand_round!(k, rk, 8, 0x80);
+            expand_round!(k, rk, 9, 0x1b);
+            expand_round!(k, rk, 10, 0x36);
+        }
+        rk
+    }
+
+    /// Eight counter blocks (four registers of two), encrypted.
+    ///
+    /// # Safety
+    /// The CPU must support VAES, AVX2 and AES-NI.
+    #[inline]
+    #[target_feature(enable = "vaes,avx2,aes,sse2")]
+    unsafe fn keystream8(rk: &[__m256i; 11], ctr: __m256i, bswap: __m256i) -> [__m256i; 4] {
+        let two = _mm256_set_epi64x(0, 2, 0, 2);
+        let c1 = _mm256_add_epi64(ctr, two);
+        let c2 = _mm256_add_epi64(c1, two);
+        let c3 = _mm256_add_epi64(c2, two);
+        let mut b =
+            [ctr, c1, c2, c3].map(|c| _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk[0]));
+        for k in &rk[1..10] {
+            for x in b.iter_mut() {
+                *x = _mm256_aesenc_epi128(*x, *k);
+            }
+        }
+        for x in b.iter_mut() {
+            *x = _mm256_aesenclast_epi128(*x, rk[10]);
+        }
+        b
+    }
+
+    /// # Safety
+    /// The CPU must support VAES, AVX2 and AES-NI; the low 64 bits of the counter must not wrap
+    /// within `data.len().div_ceil(16)` blocks.
+    #[target_feature(enable = "vaes,avx2,aes,sse2")]
+    unsafe fn ctr_vaes(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
+        // SAFETY: every load and store below addresses 32 bytes inside a 128-byte chunk of
+        // `data` or of the stack buffer `tail`, or the 16 bytes of a round key.
+        unsafe {
+            let rk: [__m256i; 11] = core::array::from_fn(|i| {
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(rk[i].as_ptr().cast()))
+            });
+            let hi = u64::from_be_bytes([iv[0], iv[1], iv[2], iv[3], iv[4], iv[5], iv[6], iv[7]]);
+            let lo =
+                u64::from_be_bytes([iv[8], iv[9], iv[10], iv[11], iv[12], iv[13], iv[14], iv[15]]);
+            // Each 128-bit lane holds a counter as (low qword, high qword); reversing its 16
+            // bytes gives the big-endian counter block.
+            let bswap = _mm256_setr_epi8(
+                15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
+                7, 6, 5, 4, 3, 2, 1, 0,
+            );
+            let eight = _mm256_set_epi64x(0, 8, 0, 8);
+            let mut ctr =
+                _mm256_set_epi64x(hi as i64, lo.wrapping_add(1) as i64, hi as i64, lo as i64);
+            let mut chunks = data.chunks_exact_mut(128);
+            for chunk in &mut chunks {
+                let ks = keystream8(&rk, ctr, bswap);
+                ctr = _mm256_add_epi64(ctr, eight);
+                let p = chunk.as_mut_ptr().cast::<__m256i>();
+                for (i, k) in ks.iter().enumerate() {
+                    let d = _mm256_loadu_si256(p.add(i));
+                    _mm256_storeu_si256(p.add(i), _mm256_xor_si256(d, *k));
+                }
+            }
+            let rest = chunks.into_remainder();
+            if !rest.is_empty() {
+                let ks = keystream8(&rk, ctr, bswap);
+                let mut tail = [0u8; 128];
+                let t = tail.as_mut_ptr().cast::<__m256i>();
+                for (i, k) in ks.iter().enumerate() {
+                    _mm256_storeu_si256(t.add(i), *k);
+                }
+                for (d, k) in rest.iter_mut().zip(tail.iter()) {
+                    *d ^= k;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod imp {
+    pub(super) fn available() -> bool {
+        false
+    }
+    pub(super) fn expand(_key: &[u8; 16]) -> [[u8; 16]; 11] {
+        [[0; 16]; 11]
+    }
+    pub(super) fn ctr(_rk: &[[u8; 16]; 11], _iv: &[u8; 16], _data: &mut [u8]) {}
+}

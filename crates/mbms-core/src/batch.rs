@@ -4,10 +4,8 @@
 //! Without the `parallel` feature the same functions run sequentially.
 
 use crate::error::MbmsError;
-use crate::kdf::{KemacKeyMaterial, KemacKeys};
 use crate::keys::Muk;
-use crate::lanes::LANES;
-use crate::mbms::{MskMessageParams, MtkParams, MtkSealer, seal_msk_message_with};
+use crate::mbms::{MskMessageParams, MtkParams, MtkSealer, seal_msk_message};
 use crate::profile::Profile;
 
 /// One MSK message to seal: the UE's MUK and the message parameters.
@@ -40,23 +38,11 @@ pub fn seal_msk_batch(jobs: &[MskJob<'_>], profile: &Profile) -> Vec<Vec<u8>> {
 /// Like [`seal_msk_batch`], into the caller's buffers: `outs` is resized to `jobs.len()` and
 /// buffer `i` receives message `i`. Reusing the buffers from batch to batch saves two
 /// allocations per message and lets the batch scale across cores.
-///
-/// The per-UE key derivations (the bulk of the work: one PRF per MUK) run four UEs at a time on
-/// the multi-lane HMAC.
 pub fn seal_msk_batch_into(jobs: &[MskJob<'_>], profile: &Profile, outs: &mut Vec<Vec<u8>>) {
     outs.resize_with(jobs.len(), || Vec::with_capacity(MSK_MESSAGE_CAPACITY));
-    let groups: Vec<(&[MskJob<'_>], &mut [Vec<u8>])> =
-        jobs.chunks(LANES).zip(outs.chunks_mut(LANES)).collect();
-    for_each_owned(groups, |(group, outs)| {
-        let inputs: Vec<(&[u8], crate::keys::CsbId, &[u8])> = group
-            .iter()
-            .map(|j| (&j.muk.expose()[..], j.params.csb_id, &j.params.rand[..]))
-            .collect();
-        let materials = KemacKeyMaterial::derive_many(&inputs);
-        for ((j, out), m) in group.iter().zip(outs.iter_mut()).zip(&materials) {
-            out.clear();
-            seal_msk_message_with(&KemacKeys::from_material(m), &j.params, profile, out);
-        }
+    for_each_pair(jobs, outs, |j, out| {
+        out.clear();
+        seal_msk_message(j.muk, &j.params, profile, out);
     });
 }
 
@@ -132,15 +118,4 @@ pub(crate) fn for_each_chunk<T: Send>(
     }
     #[cfg(not(feature = "parallel"))]
     items.chunks_mut(chunk).for_each(f);
-}
-
-/// Runs `f` on every item, spread over the rayon pool when the `parallel` feature is on.
-fn for_each_owned<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync + Send) {
-    #[cfg(feature = "parallel")]
-    {
-        use rayon::prelude::*;
-        items.into_par_iter().with_min_len(4).for_each(f);
-    }
-    #[cfg(not(feature = "parallel"))]
-    items.into_iter().for_each(f);
 }

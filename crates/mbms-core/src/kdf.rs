@@ -112,87 +112,6 @@ pub struct KemacKeyMaterial {
 }
 
 impl KemacKeyMaterial {
-    /// [`derive`](Self::derive) for many (pre-shared key, CSB ID, RAND) at once: the HMACs of
-    /// the PRF run four keys at a time (multi-lane SHA-1). Pre-shared keys of at most 256 bits
-    /// (one PRF chunk: the MUK, the MSK) take the multi-lane path; longer ones the scalar one.
-    pub(crate) fn derive_many(inputs: &[(&[u8], CsbId, &[u8])]) -> Vec<Self> {
-        use crate::lanes::{HmacKey, LANES, MacInput, hmac_sha1_lanes};
-        let mut out = Vec::with_capacity(inputs.len());
-        for group in inputs.chunks(LANES) {
-            if group
-                .iter()
-                .any(|(psk, _, rand)| psk.len() > 32 || rand.len() > 255)
-            {
-                out.extend(
-                    group
-                        .iter()
-                        .map(|(psk, csb, rand)| Self::derive(psk, *csb, rand)),
-                );
-                continue;
-            }
-            let n = group.len();
-            let keys: Vec<HmacKey> = group.iter().map(|(psk, ..)| HmacKey::new(psk)).collect();
-            let mut derived: Vec<Self> = (0..n)
-                .map(|_| Self {
-                    encr: Zeroizing::new([0; 16]),
-                    auth: Zeroizing::new([0; 20]),
-                    salt: Zeroizing::new([0; 14]),
-                })
-                .collect();
-            for constant in [constant::ENCR, constant::AUTH, constant::SALT] {
-                //= RFC 3830 §4.1.2
-                //# P (s, label, m) = HMAC (s, A_1 || label) || ...;  A_1 = HMAC (s, label)
-                // Each output here is at most 160 bits, so one block: HMAC(s, A_1 ‖ label).
-                let mut bufs: Vec<[u8; 20 + MAX_LABEL]> = vec![[0; 20 + MAX_LABEL]; n];
-                let mut lens = [0usize; LANES];
-                for (i, (_, csb, rand)) in group.iter().enumerate() {
-                    let mut lb = [0u8; MAX_LABEL];
-                    let l = label(&mut lb, constant, CS_ID_TRANSPORT, *csb, rand);
-                    bufs[i][20..20 + l.len()].copy_from_slice(l);
-                    lens[i] = l.len();
-                }
-                let mut a1 = [[0u8; 20]; LANES];
-                let inputs: Vec<MacInput<'_>> = (0..n)
-                    .map(|i| MacInput {
-                        key: &keys[i],
-                        data: &bufs[i][20..20 + lens[i]],
-                        trailer: &[],
-                    })
-                    .collect();
-                hmac_sha1_lanes(&inputs, &mut a1[..n]);
-                drop(inputs);
-                for i in 0..n {
-                    bufs[i][..20].copy_from_slice(&a1[i]);
-                }
-                let mut block = [[0u8; 20]; LANES];
-                let inputs: Vec<MacInput<'_>> = (0..n)
-                    .map(|i| MacInput {
-                        key: &keys[i],
-                        data: &bufs[i][..20 + lens[i]],
-                        trailer: &[],
-                    })
-                    .collect();
-                hmac_sha1_lanes(&inputs, &mut block[..n]);
-                for (d, b) in derived.iter_mut().zip(&block) {
-                    let dst: &mut [u8] = match constant {
-                        constant::ENCR => &mut d.encr[..],
-                        constant::AUTH => &mut d.auth[..],
-                        _ => &mut d.salt[..],
-                    };
-                    let len = dst.len();
-                    dst.copy_from_slice(&b[..len]);
-                }
-                a1.zeroize();
-                block.zeroize();
-                for b in bufs.iter_mut() {
-                    b.zeroize();
-                }
-            }
-            out.extend(derived);
-        }
-        out
-    }
-
     /// Derives the §4.1.4 key triple from a pre-shared key (MUK or MSK), the CSB ID and the RAND.
     ///
     /// Only one HMAC keying per 256-bit chunk of the pre-shared key is done for all three keys.
@@ -290,33 +209,6 @@ impl KemacKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn derive_many_equals_derive() {
-        let psks: Vec<Vec<u8>> = (0..9u8)
-            .map(|i| vec![i; [16usize, 32, 40][usize::from(i % 3)]])
-            .collect();
-        let rands: Vec<Vec<u8>> = (0..9u8)
-            .map(|i| vec![i ^ 0xa5; usize::from(i) * 3 + 1])
-            .collect();
-        let inputs: Vec<(&[u8], CsbId, &[u8])> = (0..9)
-            .map(|i| {
-                (
-                    psks[i].as_slice(),
-                    CsbId(0x0102_0300 + u32::try_from(i).expect("small")),
-                    rands[i].as_slice(),
-                )
-            })
-            .collect();
-        let many = KemacKeyMaterial::derive_many(&inputs);
-        for ((psk, csb, rand), m) in inputs.iter().zip(&many) {
-            let one = KemacKeyMaterial::derive(psk, *csb, rand);
-            assert_eq!(
-                (&*m.encr, &*m.auth, &*m.salt),
-                (&*one.encr, &*one.auth, &*one.salt)
-            );
-        }
-    }
 
     #[test]
     fn prf_output_longer_than_one_block_is_chained() {

@@ -166,7 +166,7 @@ pub fn seal_msk_message(muk: &Muk, p: &MskMessageParams<'_>, profile: &Profile, 
     seal_msk_message_with(&keys, p, profile, out);
 }
 
-pub(crate) fn seal_msk_message_with(
+fn seal_msk_message_with(
     keys: &KemacKeys,
     p: &MskMessageParams<'_>,
     profile: &Profile,

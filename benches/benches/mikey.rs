@@ -255,15 +255,18 @@ fn mtk_benches(c: &mut Criterion) {
     let mut g = configure(c);
 
     g.throughput(Throughput::Elements(1));
+    // The sealer outlives each call of this closure (criterion calls it for warm-up and for
+    // the measurement), and it refuses a repeated counter: keep counting across calls.
+    let counter = std::cell::Cell::new(0u32);
     g.bench_function(BenchmarkId::new("mtk_seal", "single"), |b| {
         let sealer = &services[0].sealer;
         let mut out = Vec::with_capacity(128);
         let mut i = 0usize;
-        let mut counter = 0u32;
         b.iter(|| {
             let m = mtks.params(i);
             i = (i + 1) % BATCH;
-            counter = counter.wrapping_add(1);
+            counter.set(counter.get() + 1);
+            let counter = counter.get();
             out.clear();
             sealer
                 .seal(black_box(&m), black_box(counter), &mut out)

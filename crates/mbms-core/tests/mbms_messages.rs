@@ -287,3 +287,34 @@ fn other_prfs_and_missing_key_ids_get_their_own_errors() {
         ))
     );
 }
+#[test]
+fn msk_batch_equals_one_at_a_time() {
+    // The batch must seal exactly what the single path seals, in order, for any batch length.
+    use mbms_core::batch::{MskJob, seal_msk_batch};
+    let f = Fixture::new();
+    let muks: Vec<Muk> = (0..11u8)
+        .map(|i| Muk::from_bytes([i.wrapping_mul(37); 32]))
+        .collect();
+    let rands: Vec<[u8; 16]> = (0..11u8).map(|i| [i ^ 0x5a; 16]).collect();
+    for n in [0usize, 1, 3, 4, 5, 11] {
+        let jobs: Vec<MskJob<'_>> = (0..n)
+            .map(|i| MskJob {
+                muk: &muks[i],
+                params: MskMessageParams {
+                    rand: &rands[i],
+                    counter: i as u32 + 1,
+                    ..f.params(1, i % 2 == 0)
+                },
+            })
+            .collect();
+        let batch = seal_msk_batch(&jobs, &Profile::default());
+        assert_eq!(batch.len(), n);
+        for (j, got) in jobs.iter().zip(&batch) {
+            let mut want = Vec::new();
+            seal_msk_message(j.muk, &j.params, &Profile::default(), &mut want);
+            assert_eq!(got, &want);
+            let opened = open_msk_message(j.muk, got, &mut ReplayCounter::default()).unwrap();
+            assert_eq!(opened.msk, f.msk);
+        }
+    }
+}

@@ -185,3 +185,14 @@ pub fn lanes_differential(data: &[u8]) {
     }
     mbms_simd::set_force_portable(false);
 }
+
+/// Parse arbitrary bytes as an MSK key file: never panics; whatever parses renders to a file
+/// that parses to the same value.
+pub fn keyfile_parse(data: &[u8]) {
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(f) = crate::keyfile::MskFile::parse(text) {
+        assert_eq!(crate::keyfile::MskFile::parse(&f.render()).as_ref(), Ok(&f));
+    }
+}

@@ -25,6 +25,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kdf;
+pub mod keyfile;
 pub mod keys;
 mod lanes;
 pub mod mbms;

@@ -89,8 +89,9 @@ impl Tail {
 /// Computes `HMAC-SHA-1(input.key, input.data ‖ input.trailer)` for every input into `out`.
 ///
 /// # Panics
-/// If `out` is shorter than `inputs` or a trailer is longer than 16 bytes.
+/// If `out` and `inputs` differ in length or a trailer is longer than 16 bytes.
 pub(crate) fn hmac_sha1_lanes(inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
+    assert_eq!(inputs.len(), out.len(), "one output per input");
     for (group, out) in inputs.chunks(LANES).zip(out.chunks_mut(LANES)) {
         match group.len() {
             4 => group_of::<4>(group, out),

@@ -25,7 +25,8 @@ impl Aes128RoundKeys {
     /// and [`aes128_ctr_xor`] always declines.
     pub fn new(key: &[u8; 16]) -> Self {
         Self {
-            rk: imp::available().then(|| imp::expand(key)),
+            // SAFETY: `expand` runs only when `available()` is true.
+            rk: imp::available().then(|| unsafe { imp::expand(key) }),
         }
     }
 }
@@ -46,7 +47,9 @@ pub fn aes128_ctr_xor(keys: &Aes128RoundKeys, iv: &[u8; 16], data: &mut [u8]) ->
     if lo.checked_add(blocks).is_none() {
         return false;
     }
-    imp::ctr(rk, iv, data);
+    // SAFETY: `rk` exists only if `available()` held when it was expanded, and the wrap was
+    // checked just above.
+    unsafe { imp::ctr(rk, iv, data) };
     true
 }
 
@@ -61,12 +64,17 @@ mod imp {
             && std::is_x86_feature_detected!("sse2")
     }
 
-    pub(super) fn expand(key: &[u8; 16]) -> [[u8; 16]; 11] {
-        // SAFETY: only called after `available()` confirmed AES-NI and SSE2.
+    /// # Safety
+    /// `available()` must have returned true.
+    pub(super) unsafe fn expand(key: &[u8; 16]) -> [[u8; 16]; 11] {
+        // SAFETY: the caller checked `available()`: AES-NI and SSE2 are present.
         unsafe { expand_ni(key) }
     }
 
-    pub(super) fn ctr(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
+    /// # Safety
+    /// `rk` must come from `expand` (so `available()` held), and the low 64 bits of the counter
+    /// in `iv` must not wrap within `data`.
+    pub(super) unsafe fn ctr(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
         // SAFETY: round keys only exist when `available()` held (see `Aes128RoundKeys::new`),
         // so the CPU has VAES, AVX2 and AES-NI; the kernel reads and writes only inside `data`
         // (whole 128-byte chunks, then the tail through a stack buffer), and the caller checked
@@ -177,6 +185,8 @@ mod imp {
                 for (d, k) in rest.iter_mut().zip(tail.iter()) {
                     *d ^= k;
                 }
+                // Keystream XOR ciphertext is plaintext: leave none on the stack.
+                zeroize::Zeroize::zeroize(&mut tail);
             }
         }
     }
@@ -187,8 +197,8 @@ mod imp {
     pub(super) fn available() -> bool {
         false
     }
-    pub(super) fn expand(_key: &[u8; 16]) -> [[u8; 16]; 11] {
+    pub(super) unsafe fn expand(_key: &[u8; 16]) -> [[u8; 16]; 11] {
         [[0; 16]; 11]
     }
-    pub(super) fn ctr(_rk: &[[u8; 16]; 11], _iv: &[u8; 16], _data: &mut [u8]) {}
+    pub(super) unsafe fn ctr(_rk: &[[u8; 16]; 11], _iv: &[u8; 16], _data: &mut [u8]) {}
 }

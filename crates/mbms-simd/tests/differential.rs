@@ -87,6 +87,8 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 4 * 6 * 64),
         init in any::<[[u32; 5]; 4]>(),
     ) {
+        let _flag = flag();
+        prop_assert_eq!(sha_ni_active(), std::is_x86_feature_detected!("sha"));
         let lane = |i: usize| &data[i * 6 * 64..i * 6 * 64 + nblocks * 64];
         let mut expected = init;
         for (i, s) in expected.iter_mut().enumerate() {
@@ -168,11 +170,17 @@ mod aes_ctr {
     proptest! {
         #[test]
         fn equals_the_ctr_crate(key in any::<[u8; 16]>(), iv in any::<[u8; 16]>(), data in proptest::collection::vec(any::<u8>(), 0..1500)) {
+            let _flag = flag();
             let keys = Aes128RoundKeys::new(&key);
             let mut ours = data.clone();
             let mut want = data.clone();
             reference(&key, &iv, &mut want);
-            if aes128_ctr_xor(&keys, &iv, &mut ours) {
+            let lo = u64::from_be_bytes(iv[8..].try_into().unwrap());
+            let wraps = lo.checked_add(data.len().div_ceil(16) as u64).is_none();
+            let ran = aes128_ctr_xor(&keys, &iv, &mut ours);
+            // The kernel must run wherever the CPU has VAES and the counter does not wrap.
+            prop_assert_eq!(ran, std::is_x86_feature_detected!("vaes") && !wraps);
+            if ran {
                 prop_assert_eq!(ours, want);
             }
         }
@@ -180,13 +188,16 @@ mod aes_ctr {
 
     #[test]
     fn every_length_up_to_2048() {
+        let _flag = flag();
         let keys = Aes128RoundKeys::new(&[7; 16]);
         let iv = [9u8; 16];
         for len in 0..=2048 {
             let mut ours: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut want = ours.clone();
             reference(&[7; 16], &iv, &mut want);
-            if aes128_ctr_xor(&keys, &iv, &mut ours) {
+            let ran = aes128_ctr_xor(&keys, &iv, &mut ours);
+            assert_eq!(ran, std::is_x86_feature_detected!("vaes"));
+            if ran {
                 assert_eq!(ours, want, "length {len}");
             }
         }

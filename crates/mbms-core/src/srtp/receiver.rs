@@ -372,6 +372,7 @@ fn open_group(
     keys: &[RecvKey],
     jobs: &mut [(usize, Job<'_>, Result<(), UnprotectError>)],
 ) {
+    debug_assert!(jobs.len() <= LANES, "groups come from chunks of LANES");
     let mut rocs = [[0u8; 4]; LANES];
     for (r, (_, job, _)) in rocs.iter_mut().zip(jobs.iter()) {
         *r = roc_of(job.index).to_be_bytes();

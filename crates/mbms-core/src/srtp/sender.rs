@@ -336,6 +336,7 @@ fn seal(policy: &SrtpPolicy, keys: &MasterKeys, job: Job<'_>) {
 /// Parallel phase for up to [`LANES`] packets: encryption, then their MACs computed together
 /// (multi-lane HMAC-SHA-1), then the tags.
 fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
+    debug_assert!(jobs.len() <= LANES, "groups come from chunks of LANES");
     let keys = &keys.srtp;
     if policy.srtp_encrypt {
         for job in jobs.iter_mut() {

@@ -4,14 +4,11 @@
 
 use aes::Aes128;
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::keys::{Mtk, MtkSalt};
 
-type HmacSha1 = Hmac<Sha1>;
 type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 
 /// Key derivation labels (RFC 3711 §4.3.2).
@@ -63,7 +60,6 @@ pub(crate) struct SessionKeys {
     /// The same encryption key for the VAES kernel (empty where the CPU lacks it).
     round_keys: mbms_simd::Aes128RoundKeys,
     salt: Zeroizing<[u8; 14]>,
-    mac: HmacSha1,
     /// The same authentication key for the multi-lane batch path.
     pub(crate) lanes: crate::lanes::HmacKey,
 }
@@ -80,8 +76,6 @@ impl SessionKeys {
         Self {
             cipher: Aes128::new((&*k).into()),
             round_keys: mbms_simd::Aes128RoundKeys::new(&k),
-            // invariant: HMAC accepts keys of any length.
-            mac: <HmacSha1 as Mac>::new_from_slice(&a[..]).expect("HMAC takes any key length"),
             lanes: crate::lanes::HmacKey::new(&a[..]),
             salt: s,
         }
@@ -109,10 +103,18 @@ impl SessionKeys {
     /// Full HMAC-SHA-1 over `authenticated ‖ trailer` (trailer: the ROC for SRTP, empty for
     /// SRTCP).
     pub(crate) fn mac(&self, authenticated: &[u8], trailer: &[u8]) -> [u8; 20] {
-        let mut h = self.mac.clone();
-        h.update(authenticated);
-        h.update(trailer);
-        h.finalize().into_bytes().into()
+        // One lane of the multi-lane HMAC: its key state is zeroized on drop, which the `hmac`
+        // crate's is not.
+        let mut out = [[0u8; 20]];
+        crate::lanes::hmac_sha1_lanes(
+            &[crate::lanes::MacInput {
+                key: &self.lanes,
+                data: authenticated,
+                trailer,
+            }],
+            &mut out,
+        );
+        out[0]
     }
 }
 

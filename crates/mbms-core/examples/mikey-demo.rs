@@ -11,11 +11,13 @@
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use mbms_core::mbms::{
     MessageIds, MskKey, MskMessageParams, MtkOpener, MtkParams, MtkSealer, ReplayCounter,
     SentMskMessage, check_verification, open_msk_message, seal_msk_message, seal_verification,
 };
 use mbms_core::mikey::{Identity, MikeyMessage, SecurityPolicy};
+use mbms_core::srtp::{SrtpPolicy, SrtpReceiver, SrtpSender};
 use mbms_core::*;
 
 const BMSC: ([u8; 4], u16) = ([127, 0, 0, 1], 2269);
@@ -34,22 +36,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
-    let mut writer = match &pcap {
-        Some(p) => Some(mbms_testkit::UdpPcapWriter::new(std::fs::File::create(p)?)),
-        None => None,
+    let mut out = Capture {
+        writer: match &pcap {
+            Some(p) => Some(mbms_testkit::UdpPcapWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        },
+        t: 0,
     };
-    let mut t = 0u64;
+    // MIKEY messages are printed with their payload chain; SRTP packets only captured.
     let mut emit = |what: &str, src, dst, bytes: &[u8]| {
-        let msg = MikeyMessage::decode(bytes).expect("own message decodes");
-        let kinds: Vec<_> = msg.payloads.iter().map(|p| p.kind()).collect();
-        println!(
-            "{what:<22} {:>4} bytes  payload types {kinds:?}",
-            bytes.len()
-        );
-        if let Some(w) = writer.as_mut() {
-            w.write(Duration::from_millis(t), src, dst, bytes);
-            t += 20;
+        if what != "SRTP" {
+            let msg = MikeyMessage::decode(bytes).expect("own message decodes");
+            let kinds: Vec<_> = msg.payloads.iter().map(|p| p.kind()).collect();
+            println!(
+                "{what:<22} {:>4} bytes  payload types {kinds:?}",
+                bytes.len()
+            );
         }
+        out.write(src, dst, bytes);
     };
 
     let profile = Profile::default();
@@ -112,7 +116,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("  BM-SC accepted the verification");
 
-    // BM-SC -> all UEs: MTK messages on the bearer.
+    // The SRTP policy travels with the MSK (RFC 4563 §7).
+    let policy = SrtpPolicy::from_mikey(opened.policy.as_ref().ok_or("streaming MSK without SP")?)?;
+    let mut srtp_tx = SrtpSender::new(policy);
+    let mut srtp_rx = SrtpReceiver::new(policy);
+    let mut rtp_seq = 0xfff0u16;
+
+    // BM-SC -> all UEs: MTK messages on the bearer, each followed by SRTP packets under it.
     let sealer = MtkSealer::new(kdid, msk_id, &msk, CsbId(0x0102_0304), rand, profile);
     let mut opener = MtkOpener::new(MskKey::from(opened), ReplayCounter::default());
     for (counter, mtk_id, fill) in [(10u32, 1u16, 0x01u8), (11, 2, 0x02), (12, 3, 0x03)] {
@@ -132,18 +142,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ids = MessageIds::peek(&m)?;
         let got = opener.open(&m)?;
         assert_eq!(got.mtk, mtk);
+        let mki = mbms_core::mbms::mki(msk_id, got.mtk_id);
         println!(
             "  UE opened MTK {:?} (MKI {}) counter {:?}",
             got.mtk_id,
-            hex(&mbms_core::mbms::mki(msk_id, got.mtk_id)),
+            hex(&mki),
             ids.counter
         );
+
+        // The head-end switches to the new MTK at a packet boundary; the UE keys by MKI.
+        srtp_tx.set_key(&mki, &mtk, &salt);
+        srtp_rx.add_key(
+            &mki,
+            &got.mtk,
+            got.salt.as_ref().ok_or("streaming MTK without salt")?,
+        );
+        let mut opened_packets = 0;
+        for n in 0..8u8 {
+            rtp_seq = rtp_seq.wrapping_add(1);
+            let mut rtp = vec![0x80, 96];
+            rtp.extend_from_slice(&rtp_seq.to_be_bytes());
+            rtp.extend_from_slice(&[0, 0, 0, n, 0xca, 0xfe, 0xba, 0xbe]);
+            rtp.extend_from_slice(b"MBMS demo payload");
+            let mut pkt = BytesMut::from(&rtp[..]);
+            srtp_tx.protect(&mut pkt)?;
+            emit("SRTP", BMSC_RTP, GROUP_RTP, &pkt);
+            let len = srtp_rx.unprotect(&mut pkt)?;
+            assert_eq!(&pkt[..len], &rtp[..]);
+            opened_packets += 1;
+        }
+        println!("  {opened_packets} SRTP packets protected under it and opened by the UE");
     }
     if let Some(p) = pcap {
-        println!("wrote {p}: tshark -r {p} -d udp.port==2269,mikey -V");
+        println!("wrote {p}: tshark -r {p} -d udp.port==2269,mikey -d udp.port==5004,rtp -V");
     }
     Ok(())
 }
+
+/// The pcap being written, if any, and the time of its next packet.
+struct Capture {
+    writer: Option<mbms_testkit::UdpPcapWriter<std::fs::File>>,
+    t: u64,
+}
+
+impl Capture {
+    fn write(&mut self, src: ([u8; 4], u16), dst: ([u8; 4], u16), bytes: &[u8]) {
+        if let Some(w) = self.writer.as_mut() {
+            w.write(Duration::from_millis(self.t), src, dst, bytes);
+            self.t += 20;
+        }
+    }
+}
+
+const BMSC_RTP: ([u8; 4], u16) = ([127, 0, 0, 1], 5004);
+const GROUP_RTP: ([u8; 4], u16) = ([239, 1, 1, 1], 5004);
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

@@ -1,12 +1,14 @@
 //! The MBMS key delivery chain with embedded demo keys: the BM-SC seals an MSK message for one
 //! UE, the UE opens it and answers with a verification message, the BM-SC checks it, then seals
-//! MTK messages that the UE opens.
+//! MTK messages that the UE opens, and protects SRTP packets under each MTK that the UE opens by
+//! MKI.
 //!
 //! ```text
 //! cargo run --release -p mbms-core --example mikey-demo [-- --pcap mikey.pcap]
 //! ```
-//! With `--pcap`, every message is also written as UDP to port 2269 into a pcap that Wireshark
-//! and tshark dissect (`tshark -r mikey.pcap -d udp.port==2269,mikey -V`).
+//! With `--pcap`, the MIKEY messages are also written as UDP to port 2269 and the SRTP packets
+//! to port 5004, into a pcap that Wireshark and tshark dissect
+//! (`tshark -r mikey.pcap -d udp.port==2269,mikey -d udp.port==5004,rtp -V`).
 //! The keys are fixed demo values, never use them for a real service.
 
 use std::time::Duration;

@@ -550,3 +550,29 @@ mod review {
         assert_eq!(&again[12..16], &[0x80, 0, 0, 2]);
     }
 }
+
+#[test]
+fn a_receiver_tracks_a_bounded_number_of_ssrcs() {
+    // Under NULL auth every packet creates stream state; the receiver stops at MAX_STREAMS.
+    let policy = SrtpPolicy {
+        srtp_auth: SrtpAuth::Null,
+        ..SrtpPolicy::aes_cm_128_hmac_sha1_80()
+    };
+    let (m, k, s) = key(1);
+    let mut rx = SrtpReceiver::new(policy);
+    rx.add_key(&m, &k, &s);
+    for ssrc in 0..=MAX_STREAMS as u32 {
+        let mut p = rtp(1, ssrc, 0, 0, b"x");
+        p.extend_from_slice(&m);
+        let r = rx.unprotect(&mut p);
+        if (ssrc as usize) < MAX_STREAMS {
+            assert!(r.is_ok(), "ssrc {ssrc}: {r:?}");
+        } else {
+            assert_eq!(r, Err(UnprotectError::TooManyStreams));
+        }
+    }
+    // Known SSRCs go on.
+    let mut p = rtp(2, 5, 0, 0, b"x");
+    p.extend_from_slice(&m);
+    assert!(rx.unprotect(&mut p).is_ok());
+}

@@ -25,6 +25,9 @@ pub use replay::{ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sender::SrtpSender;
 pub use session::{derive_session_key, label};
 
+/// Most SSRCs one receiver tracks.
+pub const MAX_STREAMS: usize = 65_536;
+
 /// The SRTP index limit per master key (RFC 3711 §9.2): 2^48 packets.
 pub const SRTP_MAX_PACKETS: u64 = 1 << 48;
 /// The SRTCP index limit (31-bit index): 2^31 packets.
@@ -78,6 +81,10 @@ pub enum UnprotectError {
     /// RCC is in use and no ROC-carrying packet of this SSRC has been accepted yet.
     #[error("ROC not synchronized yet (waiting for a ROC-carrying packet)")]
     RocNotSynchronized,
+    /// The receiver already tracks [`MAX_STREAMS`] SSRCs; a new one is refused (this bounds the
+    /// memory that unauthenticated packets can claim under NULL auth or RCC mode 3).
+    #[error("too many SSRCs")]
+    TooManyStreams,
     /// Shorter than header, MKI and tag.
     #[error("packet too short")]
     TooShort,

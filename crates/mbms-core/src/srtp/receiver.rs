@@ -221,6 +221,9 @@ impl SrtpReceiver {
         if !self.advances(seq) {
             return Ok(());
         }
+        if self.streams.len() >= super::MAX_STREAMS && !self.streams.contains_key(&ssrc) {
+            return Err(UnprotectError::TooManyStreams);
+        }
         let s = self.streams.entry(ssrc).or_default();
         // A duplicate inside one batch passed the pre-check with it; refuse the second here.
         if !s.window.is_fresh(index) {
@@ -327,6 +330,9 @@ impl SrtpReceiver {
         let mac = keys.mac(&pkt[..end + 4], &[]);
         if !tag_matches(&pkt[end + 4 + mki_len..], &mac) {
             return Err(UnprotectError::AuthFailed);
+        }
+        if self.streams.len() >= super::MAX_STREAMS && !self.streams.contains_key(&ssrc) {
+            return Err(UnprotectError::TooManyStreams);
         }
         if e_index >> 31 == 1 {
             keys.crypt(ssrc, index, &mut pkt[8..end]);

@@ -11,6 +11,14 @@ use crate::keys::CsbId;
 type HmacSha1 = Hmac<Sha1>;
 type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 
+/// XORs the AES-CM keystream of an expanded key from counter block `iv` (a 128-bit big-endian
+/// counter, RFC 3711 §4.1.1, RFC 3830 §4.2.3) into `data`. The key schedule is copied, not
+/// recomputed. Shared by the MIKEY KEMAC and SRTP.
+pub(crate) fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
+    let mut c = Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(cipher.clone(), iv.into()));
+    c.apply_keystream(data);
+}
+
 /// Label constants of RFC 3830 §4.1.3 (keys from a TGK) and §4.1.4 (keys protecting the MIKEY
 /// message, from the pre-shared key: the MUK for MSK messages, the MSK for MTK messages).
 pub mod constant {
@@ -182,9 +190,7 @@ impl KemacKeys {
 
     /// Encrypts or decrypts `data` in place with AES-CM-128 from `iv`.
     pub fn apply_keystream(&self, iv: &[u8; 16], data: &mut [u8]) {
-        let mut c =
-            Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(self.cipher.clone(), iv.into()));
-        c.apply_keystream(data);
+        aes_cm_xor(&self.cipher, iv, data);
     }
 
     /// HMAC-SHA-1-160 over the concatenation of `parts`.

@@ -50,27 +50,12 @@ impl SrtpAuth {
     /// Tag length of a packet with sequence number `seq` (RFC 4771 §3; in mode 2 the packets
     /// without ROC carry a full-length HMAC-SHA-1 tag, docs/profile.md).
     pub fn tag_len(&self, seq: u16) -> usize {
-        match *self {
-            SrtpAuth::Null => 0,
-            SrtpAuth::HmacSha1 { tag_len } => tag_len,
-            SrtpAuth::Rcc {
-                mode,
-                rate,
-                tag_len,
-            } => {
-                let carries_roc = seq.is_multiple_of(rate.max(1));
-                match (mode, carries_roc) {
-                    (RccMode::Mode3, true) => 4,
-                    (_, true) | (RccMode::Mode2, false) => tag_len,
-                    (RccMode::Mode1 | RccMode::Mode3, false) => 0,
-                }
-            }
-        }
+        self.layout(seq).len()
     }
 
     /// Whether a packet with sequence number `seq` carries the ROC in its tag.
     pub fn carries_roc(&self, seq: u16) -> bool {
-        matches!(*self, SrtpAuth::Rcc { rate, .. } if seq.is_multiple_of(rate.max(1)))
+        matches!(self.layout(seq), TagLayout::Roc | TagLayout::RocMac(_))
     }
 
     /// Where the ROC and the MAC go in the tag of a packet with sequence number `seq`.
@@ -124,6 +109,16 @@ pub(crate) enum TagLayout {
 }
 
 impl TagLayout {
+    /// Length of the tag in bytes.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            TagLayout::None => 0,
+            TagLayout::Mac(n) => n,
+            TagLayout::Roc => 4,
+            TagLayout::RocMac(n) => 4 + n,
+        }
+    }
+
     /// Whether the tag holds a MAC.
     pub(crate) fn has_mac(self) -> bool {
         matches!(self, TagLayout::Mac(_) | TagLayout::RocMac(_))

@@ -238,10 +238,13 @@ impl SrtpReceiver {
     pub fn unprotect(&mut self, pkt: &mut [u8]) -> Result<usize, UnprotectError> {
         let job = self.prepare(pkt, None)?;
         let (ssrc, seq, index, end) = (job.ssrc, job.seq, job.index, job.end);
-        let pkt = open(&self.policy, &self.keys[job.key].keys, job)?;
+        let mut one = [(0, job, Ok(()))];
+        open_group(&self.policy, &self.keys, &mut one);
+        let [(_, job, verdict)] = one;
+        verdict?;
         if let Err(e) = self.commit(ssrc, seq, index) {
             // Refused after decryption: do not leave the plaintext behind.
-            pkt.fill(0);
+            job.pkt.fill(0);
             return Err(e);
         }
         Ok(end)
@@ -346,32 +349,9 @@ impl SrtpReceiver {
     }
 }
 
-/// Parallel phase: authentication (constant time), then decryption.
-fn open<'a>(
-    policy: &SrtpPolicy,
-    keys: &MasterKeys,
-    job: Job<'a>,
-) -> Result<&'a mut [u8], UnprotectError> {
-    let keys = &keys.srtp;
-    let roc = roc_of(job.index).to_be_bytes();
-    let layout = policy.srtp_auth.layout(job.seq);
-    let (authenticated, tail) = job.pkt.split_at_mut(job.end);
-    let mac = if layout.has_mac() {
-        keys.mac(authenticated, &roc)
-    } else {
-        [0; 20]
-    };
-    if !layout.verify(&tail[policy.mki_len..], &mac) {
-        return Err(UnprotectError::AuthFailed);
-    }
-    if policy.srtp_encrypt {
-        keys.crypt(job.ssrc, job.index, &mut authenticated[job.hdr_len..]);
-    }
-    Ok(authenticated)
-}
-
-/// Parallel phase for up to [`LANES`] packets: their MACs computed together (multi-lane
-/// HMAC-SHA-1), each verified in constant time, the authentic ones decrypted. Verdicts go into
+/// The crypto of up to [`LANES`] packets (one, on the single-packet path): their MACs computed
+/// together (multi-lane HMAC-SHA-1), each verified in constant time, the authentic ones
+/// decrypted. Verdicts go into
 /// `verdicts[i]` for job `i`.
 fn open_group(
     policy: &SrtpPolicy,

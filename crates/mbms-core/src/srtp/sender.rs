@@ -211,7 +211,7 @@ impl SrtpSender {
     pub fn protect_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
         let job = self.prepare(buf, len)?;
         let n = job.pkt.len();
-        seal(&self.policy, self.key_ref()?, job);
+        seal_group(&self.policy, self.key_ref()?, &mut [job]);
         Ok(n)
     }
 
@@ -219,16 +219,8 @@ impl SrtpSender {
     pub fn protect(&mut self, pkt: &mut BytesMut) -> Result<(), ProtectError> {
         let len = pkt.len();
         pkt.resize(len + self.max_overhead(), 0);
-        match self.protect_in_place(pkt, len) {
-            Ok(n) => {
-                pkt.truncate(n);
-                Ok(())
-            }
-            Err(e) => {
-                pkt.truncate(len);
-                Err(e)
-            }
-        }
+        let r = self.protect_in_place(pkt, len);
+        settle(pkt, len, r)
     }
 
     /// Protects a batch: indexes assigned in order, crypto spread over rayon's pool. Result `i`
@@ -255,16 +247,7 @@ impl SrtpSender {
         }
         pkts.iter_mut()
             .zip(outcome)
-            .map(|(pkt, (len, r))| match r {
-                Ok(n) => {
-                    pkt.truncate(n);
-                    Ok(())
-                }
-                Err(e) => {
-                    pkt.truncate(len);
-                    Err(e)
-                }
-            })
+            .map(|(pkt, (len, r))| settle(pkt, len, r))
             .collect()
     }
 
@@ -315,26 +298,19 @@ impl SrtpSender {
     }
 }
 
-/// Parallel phase: encryption and tag of one prepared packet.
-fn seal(policy: &SrtpPolicy, keys: &MasterKeys, job: Job<'_>) {
-    let keys = &keys.srtp;
-    if policy.srtp_encrypt {
-        keys.crypt(job.ssrc, job.index, &mut job.pkt[job.hdr_len..job.end]);
-    }
-    let roc = roc_of(job.index).to_be_bytes();
-    let layout = policy.srtp_auth.layout(job.seq);
-    // invariant: prepare sized `pkt` as end + MKI + this packet's tag length.
-    let (authenticated, tail) = job.pkt.split_at_mut(job.end);
-    let mac = if layout.has_mac() {
-        keys.mac(authenticated, &roc)
-    } else {
-        [0; 20]
-    };
-    layout.write(&mut tail[policy.mki_len..], &roc, &mac);
+/// Cuts a packet grown by the MKI and tag room to its protected length, or back to its original
+/// length `len` when it was refused (left as it was).
+fn settle(
+    pkt: &mut BytesMut,
+    len: usize,
+    r: Result<usize, ProtectError>,
+) -> Result<(), ProtectError> {
+    pkt.truncate(*r.as_ref().unwrap_or(&len));
+    r.map(|_| ())
 }
 
-/// Parallel phase for up to [`LANES`] packets: encryption, then their MACs computed together
-/// (multi-lane HMAC-SHA-1), then the tags.
+/// The crypto of up to [`LANES`] prepared packets (one, on the single-packet path): encryption,
+/// then their MACs computed together (multi-lane HMAC-SHA-1), then the tags.
 fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
     debug_assert!(jobs.len() <= LANES, "groups come from chunks of LANES");
     let keys = &keys.srtp;

@@ -3,13 +3,12 @@
 //! keyed. Nothing here allocates.
 
 use aes::Aes128;
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::KeyInit;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::kdf::aes_cm_xor;
 use crate::keys::{Mtk, MtkSalt};
-
-type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 
 /// Key derivation labels (RFC 3711 §4.3.2).
 pub mod label {
@@ -25,14 +24,6 @@ pub mod label {
     pub const SRTCP_AUTH: u8 = 0x04;
     /// SRTCP salt.
     pub const SRTCP_SALT: u8 = 0x05;
-}
-
-/// XORs the AES-CM keystream of `cipher` starting at counter block `iv` (RFC 3711 §4.1.1)
-/// into `data`. The expanded key schedule is copied, not recomputed; the `ctr` crate runs the
-/// blocks through AES-NI in parallel.
-fn aes_cm_xor(cipher: &Aes128, iv: &[u8; 16], data: &mut [u8]) {
-    let mut c = Aes128Ctr::from_core(ctr::CtrCore::inner_iv_init(cipher.clone(), iv.into()));
-    c.apply_keystream(data);
 }
 
 /// RFC 3711 §4.3.1 with key derivation rate 0: `PRF(master_key, (label ‖ 0^48) XOR master_salt)`,

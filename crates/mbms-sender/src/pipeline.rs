@@ -1,0 +1,579 @@
+//! The sending pipeline:
+//!
+//! ```text
+//! reader thread ──batches──▶ protect stage (this thread) ──batches──▶ sender thread
+//!  (capture/generator)        MTK rotation and repeats,               pacing, GSO sends,
+//!                             SRTP across cores (rayon),              pcap out, stats
+//!                             index reservations committed
+//! ```
+//! Channels are bounded, so a slow socket holds the reader back instead of filling memory.
+//! Order is kept end to end: a new MTK's message always leaves before its first packet.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use mbms_core::srtp::SrtpSender;
+
+use crate::keystate::{Due, KeyState};
+use crate::net::{Bearer, BearerOptions, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
+use crate::pcapout::PcapOut;
+use crate::{MediaPacket, SendError, Source, Stats};
+
+/// How packets are paced onto the bearer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// The source's own timing, sped up by the factor (2.0: twice as fast).
+    Source {
+        /// Speed factor.
+        speed: f64,
+    },
+    /// A fixed number of media packets a second.
+    Packets(f64),
+    /// A fixed bit rate of media datagrams (UDP payload bits a second).
+    Bits(f64),
+    /// As fast as possible.
+    Fast,
+}
+
+/// Whether the packets are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// SRTP under the MTK, with MTK messages on the bearer.
+    Srtp,
+    /// None at all: packets go out as they came, no MTK messages. For benchmarks only (the cost
+    /// of protection is the difference).
+    Off,
+}
+
+/// The pipeline's settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Where the media datagrams go.
+    pub media_dst: SocketAddr,
+    /// Where the MTK messages go.
+    pub mikey_dst: SocketAddr,
+    /// Socket settings; `None` writes the pcap only.
+    pub network: Option<BearerOptions>,
+    /// Pacing.
+    pub pacing: Pacing,
+    /// Protection.
+    pub protection: Protection,
+    /// Packets per batch.
+    pub batch: usize,
+    /// Fixed timestamps and addresses in the pcap, derived from media time, not the clock.
+    pub deterministic: bool,
+    /// Source address written in the pcap when there is no socket (or in deterministic mode).
+    pub pcap_src: SocketAddr,
+    /// The pcap to write.
+    pub pcap_out: Option<PathBuf>,
+    /// IP TTL in the pcap.
+    pub ttl: u8,
+    /// Show the progress line on standard error.
+    pub progress: bool,
+    /// Times the source is played (0: until stopped).
+    pub passes: u64,
+}
+
+/// Time base of deterministic pcaps: 2026-01-01T00:00:00Z.
+pub const DETERMINISTIC_EPOCH: Duration = Duration::from_secs(1_767_225_600);
+
+enum Input {
+    Batch(Vec<MediaPacket>),
+    /// The source starts over: sequence numbers may go back.
+    NewPass,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dst {
+    Media,
+    Mikey,
+}
+
+struct Datagram {
+    dst: Dst,
+    bytes: BytesMut,
+    /// When it is due, from the start of the run (`None`: now).
+    at: Option<Duration>,
+    /// Media time, for deterministic pcap timestamps.
+    media: Duration,
+}
+
+/// Runs the pipeline until the source ends, an error, or `stop`.
+pub fn run(
+    mut source: Box<dyn Source>,
+    mut keys: Option<KeyState>,
+    mut srtp: SrtpSender,
+    cfg: PipelineConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<Stats, SendError> {
+    let start = Instant::now();
+    let current_mtk = Arc::new(AtomicU32::new(u32::MAX));
+    let (in_tx, in_rx) = bounded::<Input>(64);
+    let (out_tx, out_rx) = bounded::<Vec<Datagram>>(64);
+
+    let batch = cfg.batch.max(1);
+    let passes = cfg.passes;
+    let reader_stop = stop.clone();
+    let reader = thread::Builder::new()
+        .name("mbms-read".into())
+        .spawn(move || {
+            read_loop(&mut *source, &in_tx, batch, passes, &reader_stop).map(|()| source)
+        })
+        .map_err(|e| SendError::Thread(e.to_string()))?;
+
+    let bearer = match &cfg.network {
+        Some(o) => Some(Bearer::open(o)?),
+        None => None,
+    };
+    let pcap = match &cfg.pcap_out {
+        Some(p) => {
+            let f = File::create(p).map_err(|e| SendError::Output(p.clone(), e))?;
+            Some((
+                p.clone(),
+                PcapOut::new(BufWriter::with_capacity(1 << 20, f), cfg.ttl)
+                    .map_err(|e| SendError::Output(p.clone(), e))?,
+            ))
+        }
+        None => None,
+    };
+    let sender_cfg = cfg.clone();
+    let sender_mtk = current_mtk.clone();
+    let sender = thread::Builder::new()
+        .name("mbms-send".into())
+        .spawn(move || send_loop(&out_rx, bearer, pcap, &sender_cfg, start, &sender_mtk))
+        .map_err(|e| SendError::Thread(e.to_string()))?;
+
+    let mut stage = Stage {
+        srtp: &mut srtp,
+        keys: keys.as_mut(),
+        cfg: &cfg,
+        start,
+        pending: Vec::with_capacity(batch),
+        pending_at: Vec::with_capacity(batch),
+        out: Vec::new(),
+        out_tx: &out_tx,
+        seq: SeqMap::default(),
+        skipped_index: 0,
+        skipped_other: 0,
+        current_mtk: &current_mtk,
+        ssrcs: Vec::new(),
+    };
+    let protect_result = stage.run(&in_rx);
+    let (skipped_index, skipped_other) = (stage.skipped_index, stage.skipped_other);
+    drop(stage);
+    drop(in_rx);
+    drop(out_tx);
+    let sent = sender
+        .join()
+        .map_err(|_| SendError::Thread("sender thread panicked".into()))?;
+    let read = reader
+        .join()
+        .map_err(|_| SendError::Thread("reader thread panicked".into()))?;
+    let mut stats = sent?;
+    protect_result?;
+    let source = read?;
+    stats.skipped = source.skipped();
+    if skipped_index > 0 {
+        stats
+            .skipped
+            .push(("index_not_increasing".into(), skipped_index));
+    }
+    if skipped_other > 0 {
+        stats.skipped.push(("refused".into(), skipped_other));
+    }
+    if let Some(k) = &keys {
+        stats.mtk_messages = k.messages;
+        stats.mtk_rotations = k.rotations;
+        stats.last_mtk_id = k.current_id().map(|i| i.0);
+    }
+    stats.interrupted = stop.load(Ordering::Relaxed);
+    Ok(stats)
+}
+
+fn read_loop(
+    source: &mut dyn Source,
+    tx: &Sender<Input>,
+    batch: usize,
+    passes: u64,
+    stop: &AtomicBool,
+) -> Result<(), SendError> {
+    let mut pass = 0u64;
+    let mut offset = Duration::ZERO;
+    loop {
+        let mut buf = Vec::with_capacity(batch);
+        let mut last = Duration::ZERO;
+        let mut count = 0u64;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                if !buf.is_empty() {
+                    let _ = tx.send(Input::Batch(buf));
+                }
+                return Ok(());
+            }
+            let p = match source.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    if !buf.is_empty() {
+                        let _ = tx.send(Input::Batch(buf));
+                    }
+                    return Err(e);
+                }
+            };
+            last = p.at;
+            count += 1;
+            buf.push(MediaPacket {
+                at: p.at + offset,
+                ..p
+            });
+            if buf.len() >= batch {
+                let full = std::mem::replace(&mut buf, Vec::with_capacity(batch));
+                if tx.send(Input::Batch(full)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !buf.is_empty() && tx.send(Input::Batch(buf)).is_err() {
+            return Ok(());
+        }
+        pass += 1;
+        if (passes != 0 && pass >= passes) || count == 0 {
+            return Ok(());
+        }
+        // The next pass starts one mean packet interval after this one's last packet.
+        let gap = if count > 1 {
+            last / u32::try_from(count - 1).unwrap_or(u32::MAX)
+        } else {
+            Duration::from_millis(1)
+        };
+        offset += last + gap;
+        source.rewind()?;
+        if tx.send(Input::NewPass).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Sequence numbers: kept as they come, except where they would not continue a stream the
+/// SRTP context already knows (a second pass of a looped capture, or a stream resumed after a
+/// restart); those are shifted by a per-SSRC offset so that the SRTP index goes on rising.
+#[derive(Default)]
+struct SeqMap {
+    /// Per SSRC: the offset of this pass, once fixed.
+    offsets: std::collections::HashMap<u32, u16>,
+}
+
+impl SeqMap {
+    fn map(&mut self, srtp: &SrtpSender, p: &mut MediaPacket) {
+        let off = *self
+            .offsets
+            .entry(p.ssrc)
+            .or_insert_with(|| match srtp.last_index(p.ssrc) {
+                // Continue right after the last index sent.
+                #[allow(clippy::cast_possible_truncation)]
+                // the low 16 bits are the sequence number
+                Some(last) => ((last + 1) as u16).wrapping_sub(p.seq),
+                None => 0,
+            });
+        if off != 0 {
+            let seq = p.seq.wrapping_add(off);
+            p.seq = seq;
+            p.data[2..4].copy_from_slice(&seq.to_be_bytes());
+        }
+    }
+}
+
+struct Stage<'a> {
+    srtp: &'a mut SrtpSender,
+    keys: Option<&'a mut KeyState>,
+    cfg: &'a PipelineConfig,
+    start: Instant,
+    pending: Vec<MediaPacket>,
+    pending_at: Vec<Option<Duration>>,
+    out: Vec<Datagram>,
+    out_tx: &'a Sender<Vec<Datagram>>,
+    seq: SeqMap,
+    skipped_index: u64,
+    skipped_other: u64,
+    current_mtk: &'a AtomicU32,
+    ssrcs: Vec<u32>,
+}
+
+impl Stage<'_> {
+    /// When a packet of media time `media` is due, from the start of the run.
+    fn schedule(
+        &self,
+        media: Duration,
+        media_bytes: &mut u64,
+        media_packets: u64,
+    ) -> Option<Duration> {
+        match self.cfg.pacing {
+            Pacing::Source { speed } => Some(media.div_f64(speed.max(1e-9))),
+            Pacing::Packets(pps) => Some(Duration::from_secs_f64(
+                media_packets as f64 / pps.max(1e-9),
+            )),
+            Pacing::Bits(bps) => Some(Duration::from_secs_f64(
+                *media_bytes as f64 * 8.0 / bps.max(1e-9),
+            )),
+            Pacing::Fast => None,
+        }
+    }
+
+    /// The clock MTK rotation runs on.
+    fn clock(&self, at: Option<Duration>, media: Duration) -> Duration {
+        match at {
+            Some(t) => t,
+            None if self.cfg.deterministic => media,
+            None => self.start.elapsed(),
+        }
+    }
+
+    fn run(&mut self, rx: &Receiver<Input>) -> Result<(), SendError> {
+        let (mut bytes, mut packets) = (0u64, 0u64);
+        for input in rx {
+            match input {
+                Input::NewPass => {
+                    self.flush()?;
+                    self.seq = SeqMap::default();
+                }
+                Input::Batch(pkts) => {
+                    for mut p in pkts {
+                        let at = self.schedule(p.at, &mut bytes, packets);
+                        packets += 1;
+                        bytes += p.data.len() as u64;
+                        let now = self.clock(at, p.at);
+                        let d = self.keys.as_deref().map(|k| k.due(now));
+                        if let Some(d) = d {
+                            if d != Due::Nothing {
+                                self.flush()?;
+                            }
+                            let Some(keys) = self.keys.as_deref_mut() else {
+                                continue;
+                            };
+                            if d != Due::Nothing {
+                                let mut m = Vec::new();
+                                if d == Due::Rotate {
+                                    let id = keys.rotate(self.srtp, now, &mut m)?;
+                                    self.current_mtk.store(u32::from(id.0), Ordering::Relaxed);
+                                } else {
+                                    keys.repeat(now, &mut m)?;
+                                }
+                                self.out.push(Datagram {
+                                    dst: Dst::Mikey,
+                                    bytes: BytesMut::from(&m[..]),
+                                    at,
+                                    media: p.at,
+                                });
+                            }
+                            keys.count_packets(1);
+                            self.seq.map(self.srtp, &mut p);
+                        }
+                        self.pending_at.push(at);
+                        self.pending.push(p);
+                    }
+                    self.flush()?;
+                }
+            }
+        }
+        self.flush()?;
+        self.send_out()
+    }
+
+    /// Protects the pending packets and queues them for the sender thread.
+    fn flush(&mut self) -> Result<(), SendError> {
+        if self.pending.is_empty() {
+            return self.send_out();
+        }
+        let mut pkts = std::mem::take(&mut self.pending);
+        let at = std::mem::take(&mut self.pending_at);
+        let sched = |i: usize| at.get(i).copied().flatten();
+        if self.keys.is_some() && self.cfg.protection == Protection::Srtp {
+            let mut datas: Vec<BytesMut> = pkts
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.data))
+                .collect();
+            let results = self.srtp.protect_batch(&mut datas);
+            self.ssrcs.clear();
+            for (i, ((p, d), r)) in pkts.iter().zip(datas).zip(results).enumerate() {
+                match r {
+                    Ok(()) => {
+                        self.ssrcs.push(p.ssrc);
+                        self.out.push(Datagram {
+                            dst: Dst::Media,
+                            bytes: d,
+                            at: sched(i),
+                            media: p.at,
+                        });
+                    }
+                    Err(mbms_core::srtp::ProtectError::IndexNotIncreasing { .. }) => {
+                        self.skipped_index += 1
+                    }
+                    Err(mbms_core::srtp::ProtectError::KeyExhausted) => {
+                        return Err(SendError::KeyExhausted);
+                    }
+                    Err(_) => self.skipped_other += 1,
+                }
+            }
+            self.ssrcs.sort_unstable();
+            self.ssrcs.dedup();
+            if let Some(keys) = self.keys.as_deref_mut() {
+                keys.cover_indexes(self.srtp, &self.ssrcs)?;
+            }
+        } else {
+            for (i, p) in pkts.into_iter().enumerate() {
+                self.out.push(Datagram {
+                    dst: Dst::Media,
+                    bytes: p.data,
+                    at: sched(i),
+                    media: p.at,
+                });
+            }
+        }
+        self.send_out()
+    }
+
+    fn send_out(&mut self) -> Result<(), SendError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        // The sender thread ended (an error it reports itself): stop quietly.
+        let _ = self.out_tx.send(out);
+        Ok(())
+    }
+}
+
+fn wait_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        let left = t - now;
+        if left > Duration::from_micros(500) {
+            thread::sleep(left - Duration::from_micros(200));
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
+fn send_loop(
+    rx: &Receiver<Vec<Datagram>>,
+    mut bearer: Option<Bearer>,
+    mut pcap: Option<(PathBuf, PcapOut<BufWriter<File>>)>,
+    cfg: &PipelineConfig,
+    start: Instant,
+    current_mtk: &AtomicU32,
+) -> Result<Stats, SendError> {
+    let mut stats = Stats::default();
+    let src = match (&bearer, cfg.deterministic) {
+        (Some(b), false) => b.local_addr(),
+        _ => cfg.pcap_src,
+    };
+    let progress = cfg.progress && std::io::stderr().is_terminal();
+    let mut last_report = (Instant::now(), 0u64, 0u64);
+    for batch in rx {
+        let mut slices = Vec::with_capacity(MAX_GSO_SEGMENTS);
+        let mut i = 0;
+        while i < batch.len() {
+            if let Some(at) = batch[i].at {
+                wait_until(start + at);
+            }
+            // A run of equal-sized datagrams to one destination, all due: one GSO send.
+            let first = &batch[i];
+            let seg = first.bytes.len();
+            let now = start.elapsed();
+            let mut j = i + 1;
+            let mut total = seg;
+            while j < batch.len()
+                && j - i < MAX_GSO_SEGMENTS
+                && batch[j].dst == first.dst
+                && batch[j].bytes.len() <= seg
+                && total + batch[j].bytes.len() <= MAX_GSO_BYTES
+                && batch[j].at.is_none_or(|t| t <= now)
+            {
+                total += batch[j].bytes.len();
+                j += 1;
+                if batch[j - 1].bytes.len() < seg {
+                    break; // only the last segment may be shorter
+                }
+            }
+            let dst = match first.dst {
+                Dst::Media => cfg.media_dst,
+                Dst::Mikey => cfg.mikey_dst,
+            };
+            if let Some(b) = bearer.as_mut() {
+                slices.clear();
+                slices.extend(batch[i..j].iter().map(|d| std::io::IoSlice::new(&d.bytes)));
+                b.send_vectored(dst, seg, &slices)
+                    .map_err(|e| SendError::Send(dst, e))?;
+            }
+            let wall = if cfg.deterministic {
+                None
+            } else {
+                Some(
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default(),
+                )
+            };
+            for d in &batch[i..j] {
+                if let Some((path, w)) = pcap.as_mut() {
+                    let ts = wall.unwrap_or(DETERMINISTIC_EPOCH + d.media);
+                    w.write(ts, src, dst, &d.bytes)
+                        .map_err(|e| SendError::Output(path.clone(), e))?;
+                }
+                match d.dst {
+                    Dst::Media => {
+                        stats.packets += 1;
+                        stats.bytes += d.bytes.len() as u64;
+                    }
+                    Dst::Mikey => stats.mikey_datagrams += 1,
+                }
+            }
+            i = j;
+        }
+        if progress && last_report.0.elapsed() >= Duration::from_secs(1) {
+            let dt = last_report.0.elapsed().as_secs_f64();
+            let pps = (stats.packets - last_report.1) as f64 / dt;
+            let gbps = (stats.bytes - last_report.2) as f64 * 8.0 / dt / 1e9;
+            let mtk = current_mtk.load(Ordering::Relaxed);
+            let mtk = if mtk == u32::MAX {
+                "-".to_string()
+            } else {
+                mtk.to_string()
+            };
+            eprint!(
+                "\r{:>10} packets  {pps:>10.0} packets/s  {gbps:>6.3} Gbit/s  MTK ID {mtk:<6}",
+                stats.packets
+            );
+            last_report = (Instant::now(), stats.packets, stats.bytes);
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    if let Some((path, w)) = pcap {
+        w.finish().map_err(|e| SendError::Output(path, e))?;
+    }
+    stats.elapsed = start.elapsed();
+    stats.gso_sends = bearer.as_ref().map_or(0, |b| b.gso_sends);
+    Ok(stats)
+}
+
+/// The pcap source address used without a socket: loopback of the group's family.
+pub fn default_pcap_src(group: IpAddr, port: u16) -> SocketAddr {
+    match group {
+        IpAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        IpAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+    }
+}

@@ -33,13 +33,32 @@ pub struct GeneratorConfig {
 /// Payload of packet `n` of stream `stream`, as the generator makes it.
 #[allow(clippy::cast_possible_truncation)] // the packet number and the pattern wrap by design
 pub fn payload(stream: u32, n: u64, size: usize, out: &mut BytesMut) {
+    /// 0, 1, …, 255, 0, 1, …, 255: any run of up to 256 pattern bytes is one slice of it.
+    const PATTERN: [u8; 512] = {
+        let mut p = [0u8; 512];
+        let mut i = 0;
+        while i < 512 {
+            p[i] = i as u8;
+            i += 1;
+        }
+        p
+    };
     let mut prefix = [0u8; 8];
     prefix[..4].copy_from_slice(&stream.to_be_bytes());
     prefix[4..].copy_from_slice(&(n as u32).to_be_bytes());
     let k = prefix.len().min(size);
     out.put_slice(&prefix[..k]);
-    out.extend((k..size).map(|i| (n as usize).wrapping_add(i) as u8));
+    let mut i = k;
+    while i < size {
+        let start = (n as usize).wrapping_add(i) % 256;
+        let take = (size - i).min(256);
+        out.put_slice(&PATTERN[start..start + take]);
+        i += take;
+    }
 }
+
+/// Bytes per slab: packets are cut from one allocation of this size.
+const SLAB: usize = 256 * 1024;
 
 /// The generator: an iterator of RTP packets.
 #[derive(Debug)]
@@ -50,6 +69,8 @@ pub struct Generator {
     ssrcs: Vec<u32>,
     seqs: Vec<u16>,
     timestamps: Vec<u32>,
+    /// Packets are cut from this buffer: one allocation per many packets.
+    slab: BytesMut,
 }
 
 impl Generator {
@@ -71,6 +92,7 @@ impl Generator {
             ssrcs,
             seqs,
             timestamps,
+            slab: BytesMut::new(),
         }
     }
 
@@ -105,12 +127,20 @@ impl Iterator for Generator {
         // 90 kHz clock, one packet per stream per `streams / rate` seconds.
         let step = (90_000.0 * streams as f64 / rate).clamp(1.0, 1e9) as u32;
         self.timestamps[s] = ts.wrapping_add(step);
-        let mut data = BytesMut::with_capacity(12 + self.cfg.payload_size + self.headroom);
+        let room = 12 + self.cfg.payload_size + self.headroom;
+        if self.slab.capacity() < room {
+            self.slab = BytesMut::with_capacity(room.max(SLAB));
+        }
+        let data = &mut self.slab;
         data.put_slice(&[0x80, 96]);
         data.put_u16(seq);
         data.put_u32(ts);
         data.put_u32(ssrc);
-        payload(s as u32, per_stream, self.cfg.payload_size, &mut data);
+        payload(s as u32, per_stream, self.cfg.payload_size, data);
+        let len = data.len();
+        data.resize(room, 0);
+        let mut data = self.slab.split_to(room);
+        data.truncate(len);
         self.n += 1;
         Some(MediaPacket {
             at,

@@ -26,7 +26,12 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
 echo "== fuzz targets compile"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 echo "== main job (demo) runs"
+demo_dir="$(mktemp -d)"
+(cd "$demo_dir" && cargo run --quiet --locked --manifest-path "$OLDPWD/Cargo.toml" -p mbms-sender -- demo --duration 1 >/dev/null)
+rm -rf "$demo_dir"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
+echo "== sender bench script runs (one short round)"
+SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -256,7 +256,7 @@ struct ServiceOpts {
     /// Deterministic mode for tests: keys from this seed, pcap times from media time.
     #[arg(long, value_name = "SEED", help_heading = "Output")]
     deterministic: Option<u64>,
-    /// Packets per pipeline batch [default: 256].
+    /// Packets per pipeline batch [default: 1024].
     #[arg(long, help_heading = "Output")]
     batch: Option<usize>,
 }
@@ -712,7 +712,7 @@ fn run_service(
         network,
         pacing,
         protection,
-        batch: o.batch.unwrap_or(256),
+        batch: o.batch.unwrap_or(1024),
         deterministic: o.deterministic.is_some(),
         pcap_src: pipeline::default_pcap_src(group, source_port.unwrap_or(50_000)),
         pcap_out: o.pcap_out.clone(),

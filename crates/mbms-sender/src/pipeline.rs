@@ -116,8 +116,8 @@ pub fn run(
 ) -> Result<Stats, SendError> {
     let start = Instant::now();
     let current_mtk = Arc::new(AtomicU32::new(u32::MAX));
-    let (in_tx, in_rx) = bounded::<Input>(64);
-    let (out_tx, out_rx) = bounded::<Vec<Datagram>>(64);
+    let (in_tx, in_rx) = bounded::<Input>(8);
+    let (out_tx, out_rx) = bounded::<Vec<Datagram>>(8);
 
     let batch = cfg.batch.max(1);
     let passes = cfg.passes;

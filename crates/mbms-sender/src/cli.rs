@@ -256,6 +256,10 @@ struct ServiceOpts {
     /// Deterministic mode for tests: keys from this seed, pcap times from media time.
     #[arg(long, value_name = "SEED", help_heading = "Output")]
     deterministic: Option<u64>,
+    /// Threads protecting packets [default: 1: on 2 cores the reader and sender threads need
+    /// the other].
+    #[arg(long, help_heading = "Output")]
+    crypto_threads: Option<usize>,
     /// Packets per pipeline batch [default: 1024].
     #[arg(long, help_heading = "Output")]
     batch: Option<usize>,
@@ -272,7 +276,7 @@ impl ServiceOpts {
             no_network, pcap, loop_count, generate, streams, payload_size, gen_rate, count,
             duration, speed, rate_pps, rate_bps, fast, state_dir, msk_file, rotate_secs,
             rotate_packets, repeat_secs, mtk_max_packets, protection, pcap_out, deterministic,
-            batch);
+            batch, crypto_threads);
         if self.select_port.is_empty() {
             self.select_port = file.select_port.clone();
         }
@@ -648,11 +652,13 @@ fn run_service(
                 dst_ports: o.select_port.clone(),
                 ssrcs,
             };
+            let keep = o.loop_count.unwrap_or(1) != 1;
             Box::new(PcapFileSource::open(
                 p,
                 filter,
                 crate::MAX_DATAGRAM - headroom,
                 headroom,
+                keep,
             )?)
         }
         (None, true) => {
@@ -719,6 +725,7 @@ fn run_service(
         ttl,
         progress: progress || force_progress,
         passes: o.loop_count.unwrap_or(1),
+        crypto_threads: o.crypto_threads.unwrap_or(1),
     };
 
     let stop = Arc::new(AtomicBool::new(false));

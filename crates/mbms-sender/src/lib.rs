@@ -143,6 +143,9 @@ pub mod source;
 /// Largest UDP payload of an IPv4 datagram; the protected packet must fit it.
 pub const MAX_DATAGRAM: usize = 65_507;
 
+/// Largest capture kept in memory for `--loop`.
+pub const KEEP_LIMIT: u64 = 1 << 30;
+
 /// RTP from a capture file, as a [`Source`]: media time is capture time less the first
 /// packet's (never going back).
 pub struct PcapFileSource {
@@ -151,6 +154,8 @@ pub struct PcapFileSource {
     max_len: usize,
     headroom: usize,
     inner: source::pcap::PcapSource,
+    /// The whole capture, when it is played more than once and small enough to keep.
+    memory: Option<bytes::Bytes>,
     first: Option<Duration>,
     last_at: Duration,
     earlier_skips: Vec<(String, u64)>,
@@ -158,16 +163,36 @@ pub struct PcapFileSource {
 
 impl PcapFileSource {
     /// Opens `path`: RTP packets up to `max_len` bytes matching `filter`, each with `headroom`
-    /// bytes of spare capacity.
+    /// bytes of spare capacity. With `keep`, a capture of up to [`KEEP_LIMIT`] bytes is read
+    /// into memory once and played from there (for `--loop`).
     pub fn open(
         path: &std::path::Path,
         filter: source::pcap::Filter,
         max_len: usize,
         headroom: usize,
+        keep: bool,
     ) -> Result<Self, SendError> {
-        let inner = source::pcap::PcapSource::open(path, filter.clone(), max_len, headroom)
-            .map_err(|e| SendError::Source(e.to_string()))?;
+        let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= KEEP_LIMIT);
+        let memory = if keep && small {
+            let bytes = std::fs::read(path)
+                .map_err(|e| SendError::Source(format!("{}: {e}", path.display())))?;
+            Some(bytes::Bytes::from(bytes))
+        } else {
+            None
+        };
+        let inner = match &memory {
+            Some(b) => source::pcap::PcapSource::from_bytes(
+                path,
+                b.clone(),
+                filter.clone(),
+                max_len,
+                headroom,
+            ),
+            None => source::pcap::PcapSource::open(path, filter.clone(), max_len, headroom),
+        }
+        .map_err(|e| SendError::Source(e.to_string()))?;
         Ok(Self {
+            memory,
             path: path.to_owned(),
             filter,
             max_len,
@@ -201,12 +226,21 @@ impl Source for PcapFileSource {
 
     fn rewind(&mut self) -> Result<(), SendError> {
         self.earlier_skips = self.skipped();
-        self.inner = source::pcap::PcapSource::open(
-            &self.path,
-            self.filter.clone(),
-            self.max_len,
-            self.headroom,
-        )
+        self.inner = match &self.memory {
+            Some(b) => source::pcap::PcapSource::from_bytes(
+                &self.path,
+                b.clone(),
+                self.filter.clone(),
+                self.max_len,
+                self.headroom,
+            ),
+            None => source::pcap::PcapSource::open(
+                &self.path,
+                self.filter.clone(),
+                self.max_len,
+                self.headroom,
+            ),
+        }
         .map_err(|e| SendError::Source(e.to_string()))?;
         self.first = None;
         self.last_at = Duration::ZERO;

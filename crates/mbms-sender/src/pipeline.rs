@@ -80,6 +80,8 @@ pub struct PipelineConfig {
     pub progress: bool,
     /// Times the source is played (0: until stopped).
     pub passes: u64,
+    /// Threads of the SRTP stage (1: the stage does the crypto itself, without hand-offs).
+    pub crypto_threads: usize,
 }
 
 /// Time base of deterministic pcaps: 2026-01-01T00:00:00Z.
@@ -166,7 +168,15 @@ pub fn run(
         current_mtk: &current_mtk,
         ssrcs: Vec::new(),
     };
-    let protect_result = stage.run(&in_rx);
+    // The stage runs on a pool of its own: with one thread the crypto stays on it (no wake-ups,
+    // no idle spinning taking CPU from the reader and sender threads); with more, batches are
+    // split across them.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.crypto_threads.max(1))
+        .thread_name(|i| format!("mbms-srtp-{i}"))
+        .build()
+        .map_err(|e| SendError::Thread(e.to_string()))?;
+    let protect_result = pool.install(|| stage.run(&in_rx));
     let (skipped_index, skipped_other) = (stage.skipped_index, stage.skipped_other);
     drop(stage);
     drop(in_rx);

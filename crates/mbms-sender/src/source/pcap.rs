@@ -277,8 +277,37 @@ impl PcapSource {
             path: path.to_owned(),
             source,
         })?;
+        let reader = Box::new(BufReader::with_capacity(READ_BUFFER, file));
+        Self::from_reader(path, reader, filter, max_len, headroom)
+    }
+
+    /// Like [`open`](Self::open), on a capture already in memory (`path` names it in
+    /// messages): for captures played many times (`--loop`), read once.
+    pub fn from_bytes(
+        path: &Path,
+        bytes: bytes::Bytes,
+        filter: Filter,
+        max_len: usize,
+        headroom: usize,
+    ) -> Result<Self, SourceError> {
+        Self::from_reader(
+            path,
+            Box::new(io::Cursor::new(bytes)),
+            filter,
+            max_len,
+            headroom,
+        )
+    }
+
+    fn from_reader(
+        path: &Path,
+        reader: Box<dyn BufRead + Send>,
+        filter: Filter,
+        max_len: usize,
+        headroom: usize,
+    ) -> Result<Self, SourceError> {
         let mut input = Input {
-            reader: BufReader::with_capacity(READ_BUFFER, file),
+            reader,
             scratch: Vec::new(),
             offset: 0,
         };
@@ -546,7 +575,8 @@ impl PcapSource {
                 .input
                 .with_bytes(body_len, |body| {
                     let packet = packet_block(block_type, body, big, len, section)?;
-                    let extracted = extract(packet.link, packet.frame, filter, max_len, headroom, slab);
+                    let extracted =
+                        extract(packet.link, packet.frame, filter, max_len, headroom, slab);
                     Ok::<_, String>((packet.ts, extracted))
                 })
                 .map_err(|fail| fail.into_error(path, record, start))?;
@@ -938,10 +968,10 @@ fn describe_link(link: DataLink) -> String {
     }
 }
 
-/// The file, with the byte offset of the next unread byte.
-#[derive(Debug)]
+/// The file (read through a buffer, or held in memory), with the byte offset of the next
+/// unread byte.
 struct Input {
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     /// For a frame that straddles the end of the read buffer.
     scratch: Vec<u8>,
     offset: u64,
@@ -975,6 +1005,14 @@ impl ReadFail {
                 source,
             },
         }
+    }
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
     }
 }
 

@@ -32,7 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let group: Ipv4Addr = group.parse()?;
     let port: u16 = port.parse()?;
-    let iface: Ipv4Addr = rest.first().map_or(Ok(Ipv4Addr::LOCALHOST), |s| s.parse())?;
+    let iface: Ipv4Addr = rest
+        .first()
+        .map_or(Ok(Ipv4Addr::LOCALHOST), |s| s.parse())?;
 
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
@@ -53,7 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        ) {
             Ok(m) => {
                 let n = m.bytes;
                 let mut seg = n;
@@ -80,7 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
     println!(
         "{{\"datagrams\":{datagrams},\"bytes\":{bytes},\"reads\":{reads},\"seconds\":{secs:.6},\"datagrams_per_s\":{:.0}}}",
-        if secs > 0.0 { datagrams as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            datagrams as f64 / secs
+        } else {
+            0.0
+        }
     );
     Ok(())
 }

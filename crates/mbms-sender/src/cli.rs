@@ -256,8 +256,8 @@ struct ServiceOpts {
     /// Deterministic mode for tests: keys from this seed, pcap times from media time.
     #[arg(long, value_name = "SEED", help_heading = "Output")]
     deterministic: Option<u64>,
-    /// Threads protecting packets [default: 1: on 2 cores the reader and sender threads need
-    /// the other].
+    /// Threads protecting packets [default: CPUs less 2 (reader and sender threads), at least
+    /// 1].
     #[arg(long, help_heading = "Output")]
     crypto_threads: Option<usize>,
     /// Packets per pipeline batch [default: 1024].
@@ -725,7 +725,9 @@ fn run_service(
         ttl,
         progress: progress || force_progress,
         passes: o.loop_count.unwrap_or(1),
-        crypto_threads: o.crypto_threads.unwrap_or(1),
+        crypto_threads: o.crypto_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(2).max(1))
+        }),
     };
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -70,7 +70,7 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct SendArgs {
-    /// TOML file of services ([[service]] tables with the long option names as keys).
+    /// TOML file of services ([[service]] tables with the long option names as keys, `-` or `_`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Service to send (its MSK in the key store, its table in the config file).
@@ -313,6 +313,11 @@ fn load_config(path: &Path, service: &str) -> Result<ServiceOpts, SendError> {
                 .and_then(|n| n.as_str().map(str::to_owned))
                 .ok_or_else(|| bad("a [[service]] without a `name`".into()))?;
             if name == service {
+                // Keys are the long option names, with `-` or `_`.
+                let t: toml::Table = t
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('-', "_"), v))
+                    .collect();
                 let opts = ServiceOpts::deserialize(toml::Value::Table(t))
                     .map_err(|e| bad(format!("service {name:?}: {e}")))?;
                 found = Some(opts);
@@ -326,6 +331,30 @@ fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| SendError::Config(format!("state directory {}: {e}", dir.display())))?;
     Ok(KeyStore::open(&dir.join("keys.sqlite"))?)
+}
+
+/// Takes the MSK's lock in the state directory for the whole run: two senders on one MSK would
+/// both take up its stored MTK and reuse (key, SRTP index) pairs. The lock is the kernel's
+/// (`flock`), so it goes with the process, even on `kill -9`.
+fn lock_msk(dir: &Path, msk: &MskFile) -> Result<nix::fcntl::Flock<std::fs::File>, SendError> {
+    let path = dir.join(format!(
+        "msk-{}-{:08x}.lock",
+        hex::encode(msk.key_domain_id.0),
+        msk.msk_id.0
+    ));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SendError::Output(path.clone(), e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        SendError::Config(format!(
+            "{}: MSK {:?} is in use by another mbms-send on this state directory ({e})",
+            path.display(),
+            msk.msk_id
+        ))
+    })
 }
 
 fn parse_hex<const N: usize>(what: &str, s: &str) -> Result<[u8; N], SendError> {
@@ -581,7 +610,7 @@ fn run_service(
     let headroom = srtp.max_overhead();
 
     // Keys.
-    let keys = if protection == Protection::Srtp {
+    let (keys, _msk_lock) = if protection == Protection::Srtp {
         let state_dir = o
             .state_dir
             .clone()
@@ -602,6 +631,7 @@ fn run_service(
                 ))
             })?,
         };
+        let lock = lock_msk(&state_dir, &msk)?;
         let rotation = RotationPolicy {
             every: o
                 .rotate_secs
@@ -619,16 +649,17 @@ fn run_service(
                 .max(1),
             repeat: secs("--repeat-secs", o.repeat_secs.unwrap_or(1.0))?,
         };
-        Some(KeyState::new(
+        let keys = KeyState::new(
             store,
             msk,
             Profile::default(),
             rotation,
             Blocks::default(),
             o.deterministic,
-        )?)
+        )?;
+        (Some(keys), Some(lock))
     } else {
-        None
+        (None, None)
     };
 
     // Source.

@@ -60,7 +60,8 @@ pub struct Blocks {
     pub mtk_ids: u16,
     /// MIKEY counters per reservation.
     pub counters: u32,
-    /// SRTP indexes per SSRC per reservation.
+    /// SRTP indexes per SSRC per reservation; must stay below 2^15 (the jump a receiver can
+    /// follow after a restart).
     pub indexes: u64,
 }
 
@@ -69,7 +70,9 @@ impl Default for Blocks {
         Self {
             mtk_ids: 8,
             counters: 256,
-            indexes: 1 << 16,
+            // Below 2^15: after a restart each stream jumps ahead by at most one block, and a
+            // receiver estimates the index (RFC 3711 App. A) right only for jumps under 2^15.
+            indexes: 1 << 14,
         }
     }
 }
@@ -385,19 +388,20 @@ impl KeyState {
         let Some(c) = &self.current else {
             return Ok(());
         };
-        let mut want = Vec::new();
-        for &ssrc in ssrcs {
-            let Some(last) = srtp.last_index(ssrc) else {
-                continue;
-            };
-            if self.reserved.get(&ssrc).is_some_and(|&hw| hw >= last) {
-                continue;
-            }
-            if want.iter().any(|&(s, _)| s == ssrc) {
-                continue;
-            }
-            want.push((ssrc, last.saturating_add(self.blocks.indexes)));
+        let needs = |ssrc: &u32| match srtp.last_index(*ssrc) {
+            Some(last) => self.reserved.get(ssrc).is_none_or(|&hw| hw < last),
+            None => false,
+        };
+        if !ssrcs.iter().any(needs) {
+            return Ok(());
         }
+        // Top up every stream of the batch at once: streams moving together then share one
+        // commit (one fsync) per block instead of one each.
+        let block = self.blocks.indexes;
+        let want: Vec<(u32, u64)> = ssrcs
+            .iter()
+            .filter_map(|&s| Some((s, srtp.last_index(s)?.saturating_add(block))))
+            .collect();
         if want.is_empty() {
             return Ok(());
         }

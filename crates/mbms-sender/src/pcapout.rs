@@ -29,6 +29,8 @@ impl<W: Write> PcapOut<W> {
     pub fn new(w: W, ttl: u8) -> io::Result<Self> {
         let header = PcapHeader {
             datalink: pcap_file::DataLink::ETHERNET,
+            // Room for the largest frame: a 65,507-byte datagram in IPv6 and Ethernet headers.
+            snaplen: 262_144,
             ..Default::default()
         };
         let inner = PcapWriter::with_header(w, header).map_err(io::Error::other)?;

@@ -148,9 +148,20 @@ pub fn run(
     };
     let sender_cfg = cfg.clone();
     let sender_mtk = current_mtk.clone();
+    let sender_stop = stop.clone();
     let sender = thread::Builder::new()
         .name("mbms-send".into())
-        .spawn(move || send_loop(&out_rx, bearer, pcap, &sender_cfg, start, &sender_mtk))
+        .spawn(move || {
+            send_loop(
+                &out_rx,
+                bearer,
+                pcap,
+                &sender_cfg,
+                start,
+                &sender_mtk,
+                &sender_stop,
+            )
+        })
         .map_err(|e| SendError::Thread(e.to_string()))?;
 
     let mut stage = Stage {
@@ -167,6 +178,7 @@ pub fn run(
         skipped_other: 0,
         current_mtk: &current_mtk,
         ssrcs: Vec::new(),
+        stop: &stop,
     };
     // The stage runs on a pool of its own: with one thread the crypto stays on it (no wake-ups,
     // no idle spinning taking CPU from the reader and sender threads); with more, batches are
@@ -272,32 +284,39 @@ fn read_loop(
     }
 }
 
-/// Sequence numbers: kept as they come, except where they would not continue a stream the
-/// SRTP context already knows (a second pass of a looped capture, or a stream resumed after a
-/// restart); those are shifted by a per-SSRC offset so that the SRTP index goes on rising.
+/// Sequence numbers: kept as they come, except where they would not continue a stream (a
+/// second pass of a looped capture, or a stream resumed after a restart above its reserved SRTP
+/// indexes); those are shifted by a per-SSRC offset fixed at the stream's first packet of the
+/// pass, so that sequence numbers (and SRTP indexes) go on rising.
 #[derive(Default)]
 struct SeqMap {
     /// Per SSRC: the offset of this pass, once fixed.
     offsets: std::collections::HashMap<u32, u16>,
+    /// Per SSRC: the last sequence number sent, across passes.
+    last: std::collections::HashMap<u32, u16>,
 }
 
 impl SeqMap {
-    fn map(&mut self, srtp: &SrtpSender, p: &mut MediaPacket) {
-        let off = *self
-            .offsets
-            .entry(p.ssrc)
-            .or_insert_with(|| match srtp.last_index(p.ssrc) {
-                // Continue right after the last index sent.
-                #[allow(clippy::cast_possible_truncation)]
-                // the low 16 bits are the sequence number
-                Some(last) => ((last + 1) as u16).wrapping_sub(p.seq),
-                None => 0,
-            });
+    /// Starts a new pass of the source.
+    fn new_pass(&mut self) {
+        self.offsets.clear();
+    }
+
+    /// `resumed`: the last SRTP index of the stream in the SRTP context, if any.
+    fn map(&mut self, resumed: Option<u64>, p: &mut MediaPacket) {
+        let last = self.last.get(&p.ssrc).copied();
+        let off = *self.offsets.entry(p.ssrc).or_insert_with(|| {
+            // The low 16 bits of an index are the sequence number.
+            #[allow(clippy::cast_possible_truncation)]
+            let before = resumed.map(|i| i as u16).or(last);
+            before.map_or(0, |b| b.wrapping_add(1).wrapping_sub(p.seq))
+        });
         if off != 0 {
             let seq = p.seq.wrapping_add(off);
             p.seq = seq;
             p.data[2..4].copy_from_slice(&seq.to_be_bytes());
         }
+        self.last.insert(p.ssrc, p.seq);
     }
 }
 
@@ -315,6 +334,7 @@ struct Stage<'a> {
     skipped_other: u64,
     current_mtk: &'a AtomicU32,
     ssrcs: Vec<u32>,
+    stop: &'a AtomicBool,
 }
 
 impl Stage<'_> {
@@ -349,10 +369,14 @@ impl Stage<'_> {
     fn run(&mut self, rx: &Receiver<Input>) -> Result<(), SendError> {
         let (mut bytes, mut packets) = (0u64, 0u64);
         for input in rx {
+            if self.stop.load(Ordering::Relaxed) {
+                // Stopped: queued input is dropped; what was protected is sent.
+                break;
+            }
             match input {
                 Input::NewPass => {
                     self.flush()?;
-                    self.seq = SeqMap::default();
+                    self.seq.new_pass();
                 }
                 Input::Batch(pkts) => {
                     for mut p in pkts {
@@ -384,8 +408,13 @@ impl Stage<'_> {
                                 });
                             }
                             keys.count_packets(1);
-                            self.seq.map(self.srtp, &mut p);
                         }
+                        let resumed = self
+                            .keys
+                            .is_some()
+                            .then(|| self.srtp.last_index(p.ssrc))
+                            .flatten();
+                        self.seq.map(resumed, &mut p);
                         self.pending_at.push(at);
                         self.pending.push(p);
                     }
@@ -461,15 +490,20 @@ impl Stage<'_> {
     }
 }
 
-fn wait_until(t: Instant) {
+/// Waits until `t`, or until `stop` is set (then returns `false`).
+fn wait_until(t: Instant, stop: &AtomicBool) -> bool {
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
         let now = Instant::now();
         if now >= t {
-            return;
+            return true;
         }
         let left = t - now;
         if left > Duration::from_micros(500) {
-            thread::sleep(left - Duration::from_micros(200));
+            // In slices, so that a signal is seen within 50 ms.
+            thread::sleep((left - Duration::from_micros(200)).min(Duration::from_millis(50)));
         } else {
             thread::yield_now();
         }
@@ -483,6 +517,7 @@ fn send_loop(
     cfg: &PipelineConfig,
     start: Instant,
     current_mtk: &AtomicU32,
+    stop: &AtomicBool,
 ) -> Result<Stats, SendError> {
     let mut stats = Stats::default();
     let src = match (&bearer, cfg.deterministic) {
@@ -491,12 +526,18 @@ fn send_loop(
     };
     let progress = cfg.progress && std::io::stderr().is_terminal();
     let mut last_report = (Instant::now(), 0u64, 0u64);
-    for batch in rx {
+    'batches: for batch in rx {
+        if stop.load(Ordering::Relaxed) {
+            // Stopped: what is still queued is dropped, unsent (and not in the pcap).
+            break;
+        }
         let mut slices = Vec::with_capacity(MAX_GSO_SEGMENTS);
         let mut i = 0;
         while i < batch.len() {
-            if let Some(at) = batch[i].at {
-                wait_until(start + at);
+            if let Some(at) = batch[i].at
+                && !wait_until(start + at, stop)
+            {
+                break 'batches;
             }
             // A run of equal-sized datagrams to one destination, all due: one GSO send.
             let first = &batch[i];

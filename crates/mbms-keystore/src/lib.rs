@@ -477,6 +477,21 @@ impl KeyStore {
         rows.next()?.map(msk_from_row).transpose()
     }
 
+    /// The highest MSK ID stored under Key Domain ID `kd` (any service), if any: a new MSK of
+    /// that key domain takes a higher one.
+    pub fn highest_msk_id(&self, kd: KeyDomainId) -> Result<Option<MskId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT MAX(msk_id) FROM msk WHERE key_domain_id = ?1")?;
+        let mut rows = stmt.query([&kd.0[..]])?;
+        match rows.next()? {
+            Some(row) if !matches!(row.get_ref(0)?, ValueRef::Null) => {
+                Ok(Some(MskId(int(row, 0, "msk.msk_id")?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Reserves the next `n` MTK IDs of the MSK (`kd`, `msk_id`): strictly above every MTK ID
     /// reserved before for that MSK, and within `validity` (the first reservation starts at
     /// `validity.from`).

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::keystate::{Blocks, KeyState, RotationPolicy};
 use crate::net::BearerOptions;
-use crate::pipeline::{self, Pacing, PipelineConfig, Protection};
+use crate::pipeline::{self, Pacing, PipelineConfig, Progress, Protection};
 use crate::source::pcap::Filter;
 use crate::{PcapFileSource, SendError, Source, Stats};
 
@@ -260,7 +260,7 @@ struct ServiceOpts {
     /// 1].
     #[arg(long, help_heading = "Output")]
     crypto_threads: Option<usize>,
-    /// Packets per pipeline batch [default: 1024].
+    /// Packets per pipeline batch, 1 to 1024 [default: 1024].
     #[arg(long, help_heading = "Output")]
     batch: Option<usize>,
 }
@@ -328,8 +328,13 @@ fn load_config(path: &Path, service: &str) -> Result<ServiceOpts, SendError> {
 }
 
 fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| SendError::Config(format!("state directory {}: {e}", dir.display())))?;
+    let err =
+        |e: std::io::Error| SendError::Config(format!("state directory {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    // The store holds MSKs in clear: the directory is the owner's alone.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(err)?;
     Ok(KeyStore::open(&dir.join("keys.sqlite"))?)
 }
 
@@ -392,7 +397,13 @@ fn write_key_file(path: &Path, msk: &MskFile) -> Result<(), SendError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     let mut f = o.open(path).map_err(err)?;
-    f.write_all(msk.render().as_bytes()).map_err(err)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(err)?;
+    let mut text = msk.render();
+    let r = f.write_all(text.as_bytes()).map_err(err);
+    zeroize::Zeroize::zeroize(&mut text);
+    r?;
     f.sync_all().map_err(err)
 }
 
@@ -400,15 +411,16 @@ fn os_rng() -> Result<ChaCha20Rng, SendError> {
     ChaCha20Rng::try_from_os_rng().map_err(|e| SendError::Rng(e.to_string()))
 }
 
-/// The next MSK ID of a service: key number one above its current MSK's.
-fn next_msk_id(store: &KeyStore, service: &str) -> Result<MskId, SendError> {
-    Ok(match store.current_msk(service)? {
+/// The next MSK ID of a key domain: one above every MSK ID stored under it (any service).
+fn next_msk_id(store: &KeyStore, kd: KeyDomainId) -> Result<MskId, SendError> {
+    match store.highest_msk_id(kd)? {
         Some(m) => {
-            let n = m.msk_id.0.wrapping_add(1);
-            MskId(n)
+            m.0.checked_add(1)
+                .map(MskId)
+                .ok_or_else(|| SendError::Config("every MSK ID of the key domain is used".into()))
         }
-        None => MskId::new(1, 1),
-    })
+        None => Ok(MskId::new(1, 1)),
+    }
 }
 
 fn keys_cmd(cmd: KeysCmd) -> Result<(), SendError> {
@@ -431,7 +443,7 @@ fn keys_cmd(cmd: KeysCmd) -> Result<(), SendError> {
                     ))
                 })?;
             let mut store = store_at(&state_dir)?;
-            let id = next_msk_id(&store, &service)?;
+            let id = next_msk_id(&store, kd)?;
             let msk = new_msk(
                 &mut os_rng()?,
                 kd,
@@ -574,6 +586,17 @@ fn srtp_policy() -> Result<SrtpPolicy, SendError> {
         .map_err(|e| SendError::Config(format!("SRTP policy: {e}")))
 }
 
+/// `v` if it is a finite number of at least `min`.
+fn at_least(what: &str, v: f64, min: f64) -> Result<f64, SendError> {
+    if v.is_finite() && v >= min {
+        Ok(v)
+    } else {
+        Err(SendError::Config(format!(
+            "{what} {v}: a number of at least {min} expected"
+        )))
+    }
+}
+
 fn secs(what: &str, v: f64) -> Result<Duration, SendError> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| SendError::Config(format!("{what} {v}: not a duration in seconds")))
@@ -635,19 +658,25 @@ fn run_service(
         let rotation = RotationPolicy {
             every: o
                 .rotate_secs
-                .map(|s| secs("--rotate-secs", s))
+                .map(|s| secs("--rotate-secs", at_least("--rotate-secs", s, 0.1)?))
                 .transpose()?
                 .or(if o.rotate_packets.is_some() {
                     None
                 } else {
                     Some(Duration::from_secs(30))
                 }),
-            every_packets: o.rotate_packets,
-            max_packets: o
-                .mtk_max_packets
-                .unwrap_or(crate::keystate::DEFAULT_MAX_PACKETS)
-                .max(1),
-            repeat: secs("--repeat-secs", o.repeat_secs.unwrap_or(1.0))?,
+            every_packets: match o.rotate_packets {
+                Some(0) => return Err(SendError::Config("--rotate-packets 0: at least 1".into())),
+                n => n,
+            },
+            max_packets: match o.mtk_max_packets {
+                Some(0) => return Err(SendError::Config("--mtk-max-packets 0: at least 1".into())),
+                n => n.unwrap_or(crate::keystate::DEFAULT_MAX_PACKETS),
+            },
+            repeat: secs(
+                "--repeat-secs",
+                at_least("--repeat-secs", o.repeat_secs.unwrap_or(1.0), 0.01)?,
+            )?,
         };
         let keys = KeyState::new(
             store,
@@ -699,7 +728,7 @@ fn run_service(
                     .payload_size
                     .unwrap_or(1200)
                     .min(crate::MAX_DATAGRAM - headroom - 12),
-                rate: o.gen_rate.unwrap_or(1000.0),
+                rate: at_least("--gen-rate", o.gen_rate.unwrap_or(1000.0), 0.001)?,
                 count: o.count,
                 duration: o.duration.map(|d| secs("--duration", d)).transpose()?,
                 seed: o
@@ -720,19 +749,27 @@ fn run_service(
         }
     };
 
-    let pacing = match (o.fast.unwrap_or(false), o.rate_pps, o.rate_bps) {
-        (true, None, None) => Pacing::Fast,
-        (false, Some(p), None) if p > 0.0 => Pacing::Packets(p),
-        (false, None, Some(b)) if b > 0.0 => Pacing::Bits(b),
-        (false, None, None) => Pacing::Source {
-            speed: o.speed.unwrap_or(1.0).max(1e-6),
+    let pacing = match (o.fast.unwrap_or(false), o.rate_pps, o.rate_bps, o.speed) {
+        (true, None, None, None) => Pacing::Fast,
+        (false, Some(p), None, None) => Pacing::Packets(at_least("--rate-pps", p, 0.001)?),
+        (false, None, Some(b), None) => Pacing::Bits(at_least("--rate-bps", b, 1.0)?),
+        (false, None, None, speed) => Pacing::Source {
+            speed: at_least("--speed", speed.unwrap_or(1.0), 0.001)?,
         },
         _ => {
             return Err(SendError::Config(
-                "give one of --fast, --rate-pps, --rate-bps (positive), --speed".into(),
+                "give at most one of --fast, --rate-pps, --rate-bps, --speed".into(),
             ));
         }
     };
+    if let (Some(i), Some(out)) = (&o.pcap, &o.pcap_out)
+        && std::fs::canonicalize(i).ok() == std::fs::canonicalize(out).ok()
+    {
+        return Err(SendError::Config(format!(
+            "--pcap-out {} is the input capture",
+            out.display()
+        )));
+    }
     let source_port = o.source_port.or(o.deterministic.map(|_| 50_000));
     let network = (!no_network).then(|| BearerOptions {
         group,
@@ -749,12 +786,21 @@ fn run_service(
         network,
         pacing,
         protection,
-        batch: o.batch.unwrap_or(1024),
+        // At most 1024: packets protected but not yet sent (queues of 8 batches) add to the
+        // jump of a stream's index after a crash, which must stay under 2^15.
+        batch: match o.batch.unwrap_or(1024) {
+            n @ 1..=1024 => n,
+            n => return Err(SendError::Config(format!("--batch {n}: 1 to 1024"))),
+        },
         deterministic: o.deterministic.is_some(),
         pcap_src: pipeline::default_pcap_src(group, source_port.unwrap_or(50_000)),
         pcap_out: o.pcap_out.clone(),
         ttl,
-        progress: progress || force_progress,
+        progress: match (force_progress, progress) {
+            (true, _) => Progress::Always,
+            (false, true) => Progress::OnTerminal,
+            (false, false) => Progress::Never,
+        },
         passes: o.loop_count.unwrap_or(1),
         crypto_threads: o.crypto_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(2).max(1))

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use mbms_core::keyfile::MskFile;
 use mbms_core::mbms::{MskKey, MtkOpener, MtkParams, MtkSealer, ReplayCounter, mki};
+use mbms_core::profile::MtkRand;
 use mbms_core::srtp::SrtpSender;
 use mbms_core::{Mtk, MtkId, MtkSalt, Profile};
 use mbms_keystore::KeyStore;
@@ -142,11 +143,22 @@ impl KeyState {
             Some(s) => ChaCha20Rng::seed_from_u64(s),
             None => ChaCha20Rng::try_from_os_rng().map_err(|e| SendError::Rng(e.to_string()))?,
         };
-        let rand = msk.rand.unwrap_or_else(|| {
-            let mut r = [0u8; 16];
-            rng.fill_bytes(&mut r);
-            r
-        });
+        // A fresh RAND each run (it travels in every MTK message): the KEMAC keys then differ
+        // from any other run's, so even the same MSK used from two state directories (whose
+        // counters both start at 1) never repeats a KEMAC key and IV. Only the profile that
+        // leaves RAND out of MTK messages needs the MSK's own.
+        let rand = match profile.mtk_rand {
+            MtkRand::FromMsk => msk.rand.ok_or_else(|| {
+                SendError::Config(
+                    "MTK messages without RAND need the MSK's RAND (key file `rand`)".into(),
+                )
+            })?,
+            MtkRand::InMessage => {
+                let mut r = [0u8; 16];
+                rng.fill_bytes(&mut r);
+                r
+            }
+        };
         let sealer = MtkSealer::new(
             msk.key_domain_id,
             msk.msk_id,
@@ -400,7 +412,10 @@ impl KeyState {
         let block = self.blocks.indexes;
         let want: Vec<(u32, u64)> = ssrcs
             .iter()
-            .filter_map(|&s| Some((s, srtp.last_index(s)?.saturating_add(block))))
+            .filter_map(|&s| {
+                let hw = srtp.last_index(s)?.saturating_add(block);
+                Some((s, hw.min(mbms_core::srtp::SRTP_MAX_PACKETS - 1)))
+            })
             .collect();
         if want.is_empty() {
             return Ok(());

@@ -143,6 +143,10 @@ pub mod source;
 /// Largest UDP payload of an IPv4 datagram; the protected packet must fit it.
 pub const MAX_DATAGRAM: usize = 65_507;
 
+/// Longest span of capture timestamps accepted (a year): beyond it the timestamps are taken
+/// for corrupt.
+pub const MAX_SPAN: Duration = Duration::from_secs(366 * 86_400);
+
 /// Largest capture kept in memory for `--loop`.
 pub const KEEP_LIMIT: u64 = 1 << 30;
 
@@ -215,7 +219,16 @@ impl Source for PcapFileSource {
             return Ok(None);
         };
         let first = *self.first.get_or_insert(p.ts);
-        self.last_at = self.last_at.max(p.ts.saturating_sub(first));
+        let at = p.ts.saturating_sub(first);
+        if at > MAX_SPAN {
+            return Err(SendError::Source(format!(
+                "{}: packet {} is {} days after the first: not a capture to pace (corrupt timestamps?)",
+                self.path.display(),
+                self.inner.records_read(),
+                at.as_secs() / 86_400
+            )));
+        }
+        self.last_at = self.last_at.max(at);
         Ok(Some(MediaPacket {
             at: self.last_at,
             ssrc: p.ssrc,

@@ -43,6 +43,17 @@ pub enum Pacing {
     Fast,
 }
 
+/// When the progress line is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// When standard error is a terminal.
+    OnTerminal,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// Whether the packets are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protection {
@@ -76,8 +87,8 @@ pub struct PipelineConfig {
     pub pcap_out: Option<PathBuf>,
     /// IP TTL in the pcap.
     pub ttl: u8,
-    /// Show the progress line on standard error.
-    pub progress: bool,
+    /// The progress line on standard error.
+    pub progress: Progress,
     /// Times the source is played (0: until stopped).
     pub passes: u64,
     /// Threads of the SRTP stage (1: the stage does the crypto itself, without hand-offs).
@@ -116,6 +127,12 @@ pub fn run(
     cfg: PipelineConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<Stats, SendError> {
+    if keys.is_some() != (cfg.protection == Protection::Srtp) {
+        return Err(SendError::Config(
+            "protection and keys disagree: SRTP needs key state, --protection none takes none"
+                .into(),
+        ));
+    }
     let start = Instant::now();
     let current_mtk = Arc::new(AtomicU32::new(u32::MAX));
     let (in_tx, in_rx) = bounded::<Input>(8);
@@ -253,7 +270,7 @@ fn read_loop(
             last = p.at;
             count += 1;
             buf.push(MediaPacket {
-                at: p.at + offset,
+                at: p.at.saturating_add(offset),
                 ..p
             });
             if buf.len() >= batch {
@@ -276,7 +293,7 @@ fn read_loop(
         } else {
             Duration::from_millis(1)
         };
-        offset += last + gap;
+        offset = offset.saturating_add(last).saturating_add(gap);
         source.rewind()?;
         if tx.send(Input::NewPass).is_err() {
             return Ok(());
@@ -346,13 +363,16 @@ impl Stage<'_> {
         media_packets: u64,
     ) -> Option<Duration> {
         match self.cfg.pacing {
-            Pacing::Source { speed } => Some(media.div_f64(speed.max(1e-9))),
-            Pacing::Packets(pps) => Some(Duration::from_secs_f64(
-                media_packets as f64 / pps.max(1e-9),
-            )),
-            Pacing::Bits(bps) => Some(Duration::from_secs_f64(
-                *media_bytes as f64 * 8.0 / bps.max(1e-9),
-            )),
+            Pacing::Source { speed } => Some(
+                Duration::try_from_secs_f64(media.as_secs_f64() / speed).unwrap_or(Duration::MAX),
+            ),
+            Pacing::Packets(pps) => Some(
+                Duration::try_from_secs_f64(media_packets as f64 / pps).unwrap_or(Duration::MAX),
+            ),
+            Pacing::Bits(bps) => Some(
+                Duration::try_from_secs_f64(*media_bytes as f64 * 8.0 / bps)
+                    .unwrap_or(Duration::MAX),
+            ),
             Pacing::Fast => None,
         }
     }
@@ -370,7 +390,7 @@ impl Stage<'_> {
         let (mut bytes, mut packets) = (0u64, 0u64);
         for input in rx {
             if self.stop.load(Ordering::Relaxed) {
-                // Stopped: queued input is dropped; what was protected is sent.
+                // Stopped: queued input is dropped (the sender thread drops what it has queued).
                 break;
             }
             match input {
@@ -484,18 +504,28 @@ impl Stage<'_> {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
-        // The sender thread ended (an error it reports itself): stop quietly.
-        let _ = self.out_tx.send(out);
-        Ok(())
+        // The sender thread ended (on an error it reports itself): stop here too, so that no
+        // more keys are drawn or reservations made for packets that cannot go out.
+        match self.out_tx.send(out) {
+            Ok(()) => Ok(()),
+            // Stopped by a signal: the sender thread left first, as it should.
+            Err(_) if self.stop.load(Ordering::Relaxed) => Ok(()),
+            Err(_) => Err(SendError::Thread("the sender thread stopped".into())),
+        }
     }
 }
 
-/// Waits until `t`, or until `stop` is set (then returns `false`).
-fn wait_until(t: Instant, stop: &AtomicBool) -> bool {
+/// Waits until `t` (`None`: beyond what the clock can count, so until stopped), or until `stop`
+/// is set (then returns `false`).
+fn wait_until(t: Option<Instant>, stop: &AtomicBool) -> bool {
     loop {
         if stop.load(Ordering::Relaxed) {
             return false;
         }
+        let Some(t) = t else {
+            thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         let now = Instant::now();
         if now >= t {
             return true;
@@ -524,7 +554,11 @@ fn send_loop(
         (Some(b), false) => b.local_addr(),
         _ => cfg.pcap_src,
     };
-    let progress = cfg.progress && std::io::stderr().is_terminal();
+    let progress = match cfg.progress {
+        Progress::Always => true,
+        Progress::OnTerminal => std::io::stderr().is_terminal(),
+        Progress::Never => false,
+    };
     let mut last_report = (Instant::now(), 0u64, 0u64);
     'batches: for batch in rx {
         if stop.load(Ordering::Relaxed) {
@@ -535,7 +569,7 @@ fn send_loop(
         let mut i = 0;
         while i < batch.len() {
             if let Some(at) = batch[i].at
-                && !wait_until(start + at, stop)
+                && !wait_until(start.checked_add(at), stop)
             {
                 break 'batches;
             }
@@ -579,7 +613,7 @@ fn send_loop(
             };
             for d in &batch[i..j] {
                 if let Some((path, w)) = pcap.as_mut() {
-                    let ts = wall.unwrap_or(DETERMINISTIC_EPOCH + d.media);
+                    let ts = wall.unwrap_or(DETERMINISTIC_EPOCH.saturating_add(d.media));
                     w.write(ts, src, dst, &d.bytes)
                         .map_err(|e| SendError::Output(path.clone(), e))?;
                 }

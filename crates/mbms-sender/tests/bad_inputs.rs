@@ -373,3 +373,129 @@ fn largest_datagrams_fit_the_pcap_out() {
     assert_eq!(media.len(), 3);
     assert!(media.iter().all(|d| d.payload.len() == 65_507));
 }
+
+/// Settings that would panic, hang or burn the MSK's MTK IDs are refused by name: zero or
+/// non-finite rates and speeds, rotation before every packet, batches that would let a crash
+/// jump a stream's index by 2^15, and a pcap-out that is the input.
+#[test]
+fn out_of_range_settings_are_refused() {
+    let s = Setup::new();
+    let input = s.path("in.pcap");
+    make_input(&input, 1, 100, 20, 1000.0);
+    let gen_args = ["--generate", "--count", "5", "--no-network"];
+    for (extra, named) in [
+        (&["--speed", "0"][..], "--speed"),
+        (&["--speed", "NaN"][..], "--speed"),
+        (&["--rate-pps", "1e-300"][..], "--rate-pps"),
+        (&["--rate-bps", "inf"][..], "--rate-bps"),
+        (&["--gen-rate", "0"][..], "--gen-rate"),
+        (&["--rotate-secs", "0"][..], "--rotate-secs"),
+        (&["--repeat-secs", "0"][..], "--repeat-secs"),
+        (&["--rotate-packets", "0"][..], "--rotate-packets"),
+        (&["--mtk-max-packets", "0"][..], "--mtk-max-packets"),
+        (&["--batch", "4096"][..], "--batch"),
+        (&["--batch", "0"][..], "--batch"),
+    ] {
+        // Not through `Setup::send`: its `--fast` would clash with the pacing flags.
+        let mut a: Vec<&str> = gen_args.to_vec();
+        a.extend_from_slice(extra);
+        let mut full = args([
+            "send",
+            "--state-dir",
+            s.path("state").to_str().unwrap(),
+            "--msk-file",
+            s.key.to_str().unwrap(),
+            "--progress",
+            "never",
+        ]);
+        full.extend(a.iter().map(|x| (*x).to_owned()));
+        let out = run(full);
+        let err = out.assert_failure();
+        assert!(err.contains(named), "{extra:?}: {err}");
+    }
+    let out = s.send(&[
+        "--pcap",
+        input.to_str().unwrap(),
+        "--no-network",
+        "--pcap-out",
+        input.to_str().unwrap(),
+    ]);
+    let err = out.assert_failure();
+    assert!(err.contains("is the input capture"), "{err}");
+    assert!(
+        std::fs::read(&input).unwrap().len() > 24,
+        "input left intact"
+    );
+}
+
+/// The state directory holds MSKs in clear: it is the owner's alone (0700), and key files are
+/// written 0600 even over an existing file.
+#[cfg(unix)]
+#[test]
+fn state_directory_and_key_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.path("state")), 0o700);
+    assert_eq!(mode(&s.key), 0o600);
+    let loose = s.path("loose.msk");
+    std::fs::write(&loose, "x").unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(args([
+        "keys",
+        "export",
+        "--state-dir",
+        s.path("state").to_str().unwrap(),
+        "--out",
+        loose.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(mode(&loose), 0o600);
+}
+
+/// A second service in the same state directory gets an MSK ID above every stored one of the
+/// key domain, not a clash with the first service's.
+#[test]
+fn second_service_gets_the_next_msk_id() {
+    let s = Setup::new();
+    let other = s.path("other.msk");
+    let out = run(args([
+        "keys",
+        "new",
+        "--state-dir",
+        s.path("state").to_str().unwrap(),
+        "--service",
+        "second",
+        "--out",
+        other.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", out.stderr);
+    let second =
+        mbms_core::keyfile::MskFile::parse(&std::fs::read_to_string(&other).unwrap()).unwrap();
+    assert_eq!(second.key_domain_id, s.msk.key_domain_id);
+    assert!(
+        second.msk_id.0 > s.msk.msk_id.0,
+        "{:?} vs {:?}",
+        second.msk_id,
+        s.msk.msk_id
+    );
+}
+
+/// When the sender thread fails (here: the pcap-out device is full), the whole run stops with
+/// that error, even with a source that never ends, instead of drawing keys for packets that
+/// cannot go out.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failing_output_stops_an_endless_run() {
+    let s = Setup::new();
+    let out = s.send(&[
+        "--generate",
+        "--payload-size",
+        "1000",
+        "--no-network",
+        "--pcap-out",
+        "/dev/full",
+    ]);
+    let err = out.assert_failure();
+    assert!(err.contains("/dev/full"), "{err}");
+}

@@ -3,7 +3,7 @@
 #![no_main]
 use std::io::Write;
 
-use mbms_sender::source::pcap::{Filter, PcapSource};
+use mbms_capture::pcap::{Filter, PcapSource};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir();

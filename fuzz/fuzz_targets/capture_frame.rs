@@ -1,7 +1,7 @@
 //! One captured frame of any supported link type (the first byte picks it) through the frame
 //! decoder and the RTP check: typed skips, never a panic.
 #![no_main]
-use mbms_sender::source::frame::{decode_frame, rtp_info};
+use mbms_capture::frame::{decode_frame, rtp_info};
 use pcap_file::DataLink;
 
 const LINKS: [DataLink; 8] = [

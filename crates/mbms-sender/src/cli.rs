@@ -23,8 +23,8 @@ use crate::generator::{Generator, GeneratorConfig};
 use crate::keystate::{Blocks, KeyState, RotationPolicy};
 use crate::net::BearerOptions;
 use crate::pipeline::{self, Pacing, PipelineConfig, Progress, Protection};
-use crate::source::pcap::Filter;
 use crate::{PcapFileSource, SendError, Source, Stats};
+use mbms_capture::pcap::Filter;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -711,6 +711,7 @@ fn run_service(
             let filter = Filter {
                 dst_ports: o.select_port.clone(),
                 ssrcs,
+                any_udp: false,
             };
             let keep = o.loop_count.unwrap_or(1) != 1;
             Box::new(PcapFileSource::open(

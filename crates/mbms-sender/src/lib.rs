@@ -2,9 +2,9 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and benches drive the
 //! same code. The parts:
-//! - sources: RTP from pcap/pcapng captures ([`source`]) or the built-in [`generator`];
+//! - sources: RTP from pcap/pcapng captures (mbms-capture) or the built-in [`generator`];
 //! - [`pipeline`]: reader thread → SRTP across cores (mbms-core) → in-order sender thread with
-//!   pacing and UDP GSO ([`net`]), and the `--pcap-out` copy ([`pcapout`]);
+//!   pacing and UDP GSO ([`net`]), and the `--pcap-out` copy (mbms-capture);
 //! - [`keystate`]: the MSK, MTK rotation and MTK messages, with every MTK ID, MIKEY counter and
 //!   SRTP index reserved in the key store (mbms-keystore, SQLite) before use.
 
@@ -17,7 +17,6 @@ use bytes::BytesMut;
 pub mod generator;
 pub mod keystate;
 pub mod net;
-pub mod pcapout;
 pub mod pipeline;
 
 /// One RTP packet from a source.
@@ -138,7 +137,6 @@ pub enum SendError {
 }
 
 pub mod cli;
-pub mod source;
 
 /// Largest UDP payload of an IPv4 datagram; the protected packet must fit it.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -154,10 +152,10 @@ pub const KEEP_LIMIT: u64 = 1 << 30;
 /// packet's (never going back).
 pub struct PcapFileSource {
     path: PathBuf,
-    filter: source::pcap::Filter,
+    filter: mbms_capture::pcap::Filter,
     max_len: usize,
     headroom: usize,
-    inner: source::pcap::PcapSource,
+    inner: mbms_capture::pcap::PcapSource,
     /// The whole capture, when it is played more than once and small enough to keep.
     memory: Option<bytes::Bytes>,
     first: Option<Duration>,
@@ -171,7 +169,7 @@ impl PcapFileSource {
     /// into memory once and played from there (for `--loop`).
     pub fn open(
         path: &std::path::Path,
-        filter: source::pcap::Filter,
+        filter: mbms_capture::pcap::Filter,
         max_len: usize,
         headroom: usize,
         keep: bool,
@@ -185,14 +183,14 @@ impl PcapFileSource {
             None
         };
         let inner = match &memory {
-            Some(b) => source::pcap::PcapSource::from_bytes(
+            Some(b) => mbms_capture::pcap::PcapSource::from_bytes(
                 path,
                 b.clone(),
                 filter.clone(),
                 max_len,
                 headroom,
             ),
-            None => source::pcap::PcapSource::open(path, filter.clone(), max_len, headroom),
+            None => mbms_capture::pcap::PcapSource::open(path, filter.clone(), max_len, headroom),
         }
         .map_err(|e| SendError::Source(e.to_string()))?;
         Ok(Self {
@@ -240,14 +238,14 @@ impl Source for PcapFileSource {
     fn rewind(&mut self) -> Result<(), SendError> {
         self.earlier_skips = self.skipped();
         self.inner = match &self.memory {
-            Some(b) => source::pcap::PcapSource::from_bytes(
+            Some(b) => mbms_capture::pcap::PcapSource::from_bytes(
                 &self.path,
                 b.clone(),
                 self.filter.clone(),
                 self.max_len,
                 self.headroom,
             ),
-            None => source::pcap::PcapSource::open(
+            None => mbms_capture::pcap::PcapSource::open(
                 &self.path,
                 self.filter.clone(),
                 self.max_len,

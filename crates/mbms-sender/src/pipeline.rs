@@ -24,8 +24,8 @@ use mbms_core::srtp::SrtpSender;
 
 use crate::keystate::{Due, KeyState};
 use crate::net::{Bearer, BearerOptions, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
-use crate::pcapout::PcapOut;
 use crate::{MediaPacket, SendError, Source, Stats};
+use mbms_capture::pcapout::PcapOut;
 
 /// How packets are paced onto the bearer.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use pcap_file::DataLink;
 
-use super::frame::{self, FrameError, RtpInfo, Skip};
+use crate::frame::{self, FrameError, RtpInfo, Skip};
 
 /// The largest captured frame accepted, 256 KiB (libpcap's `MAXIMUM_SNAPLEN`). A pcap record or
 /// pcapng packet that claims more is [`SourceError::Corrupt`].
@@ -45,6 +45,9 @@ pub struct Filter {
     pub dst_ports: Vec<u16>,
     /// RTP SSRCs to keep.
     pub ssrcs: Vec<u32>,
+    /// Keep UDP datagrams that are not RTP too (a receiver reading MIKEY and SRTP from one
+    /// capture); the SSRC filter still applies to those that are.
+    pub any_udp: bool,
 }
 
 impl Filter {
@@ -57,7 +60,7 @@ impl Filter {
     }
 }
 
-/// One RTP packet read from a capture.
+/// One RTP packet (or, with [`Filter::any_udp`], UDP datagram) read from a capture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpPacket {
     /// Capture timestamp, since the Unix epoch.
@@ -68,6 +71,9 @@ pub struct RtpPacket {
     pub ssrc: u32,
     /// RTP sequence number.
     pub seq: u16,
+    /// Whether the datagram looks like RTP (always, unless [`Filter::any_udp`]); `ssrc` and
+    /// `seq` are 0 when it does not.
+    pub is_rtp: bool,
     /// The whole RTP packet (the UDP payload), with at least the reader's `headroom` bytes of
     /// spare capacity after it for the SRTP MKI and tag.
     pub data: BytesMut,
@@ -594,14 +600,15 @@ impl PcapSource {
     fn outcome(
         &mut self,
         ts: Duration,
-        result: Result<(SocketAddr, RtpInfo, BytesMut), FrameError>,
+        result: Result<(SocketAddr, Option<RtpInfo>, BytesMut), FrameError>,
     ) -> Result<Option<RtpPacket>, SourceError> {
         match result {
             Ok((dst, info, data)) => Ok(Some(RtpPacket {
                 ts,
                 dst,
-                ssrc: info.ssrc,
-                seq: info.seq,
+                ssrc: info.map_or(0, |i| i.ssrc),
+                seq: info.map_or(0, |i| i.seq),
+                is_rtp: info.is_some(),
                 data,
             })),
             Err(FrameError::Skip(reason)) => {
@@ -617,11 +624,11 @@ impl PcapSource {
     }
 }
 
-/// Decodes one frame and applies the filter and the length limit; allocates only for a packet
-/// that is returned.
 /// Bytes per slab of packet buffers.
 const SLAB: usize = 256 * 1024;
 
+/// Decodes one frame and applies the filter and the length limit; allocates only for a packet
+/// that is returned.
 fn extract(
     link: DataLink,
     frame: &[u8],
@@ -629,15 +636,21 @@ fn extract(
     max_len: usize,
     headroom: usize,
     slab: &mut BytesMut,
-) -> Result<(SocketAddr, RtpInfo, BytesMut), FrameError> {
+) -> Result<(SocketAddr, Option<RtpInfo>, BytesMut), FrameError> {
     let datagram = frame::decode_frame(link, frame)?;
     if !filter.port(datagram.dst.port()) {
         return Err(Skip::FilteredOut.into());
     }
-    let info = frame::rtp_info(datagram.payload).ok_or(Skip::NotRtp)?;
-    if !filter.ssrc(info.ssrc) {
-        return Err(Skip::FilteredOut.into());
-    }
+    let info = match frame::rtp_info(datagram.payload) {
+        Some(info) => {
+            if !filter.ssrc(info.ssrc) {
+                return Err(Skip::FilteredOut.into());
+            }
+            Some(info)
+        }
+        None if filter.any_udp => None,
+        None => return Err(Skip::NotRtp.into()),
+    };
     let len = datagram.payload.len();
     if len > max_len {
         return Err(Skip::Oversized.into());

@@ -55,7 +55,7 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// Every reason, in the order of [`SkipCounts`](super::pcap::SkipCounts) iteration.
+    /// Every reason, in the order of [`SkipCounts`](crate::pcap::SkipCounts) iteration.
     pub const ALL: [Self; 8] = [
         Self::NotIp,
         Self::NotUdp,

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mbms_sender::source::frame::{FrameError, Skip, decode_frame, link_supported, rtp_info};
-use mbms_sender::source::pcap::{Filter, MAX_FRAME, PcapSource, RtpPacket, SourceError};
+use mbms_capture::frame::{FrameError, Skip, decode_frame, link_supported, rtp_info};
+use mbms_capture::pcap::{Filter, MAX_FRAME, PcapSource, RtpPacket, SourceError};
 use pcap_file::DataLink;
 
 const T0: u64 = 1_700_000_000;
@@ -235,6 +235,7 @@ fn filter_by_destination_port() {
     let filter = Filter {
         dst_ports: vec![5004],
         ssrcs: vec![],
+        ..Filter::default()
     };
     let mut source = open(&fixture("mixed.pcap"), filter);
     let (packets, error) = drain(&mut source);
@@ -251,6 +252,7 @@ fn filter_by_ssrc() {
     let filter = Filter {
         dst_ports: vec![],
         ssrcs: vec![SSRC_B],
+        ..Filter::default()
     };
     let mut source = open(&fixture("mixed.pcap"), filter);
     let (packets, error) = drain(&mut source);
@@ -266,6 +268,7 @@ fn filter_by_port_and_ssrc_together() {
     let filter = Filter {
         dst_ports: vec![5006, 9999],
         ssrcs: vec![SSRC_A, 1],
+        ..Filter::default()
     };
     let mut source = open(&fixture("mixed.pcap"), filter);
     let (packets, error) = drain(&mut source);
@@ -308,6 +311,7 @@ fn no_rtp_when_the_filter_matches_nothing() {
     let filter = Filter {
         dst_ports: vec![],
         ssrcs: vec![0xDEAD],
+        ..Filter::default()
     };
     let mut source = open(&fixture("mixed.pcap"), filter);
     let (packets, error) = drain(&mut source);
@@ -341,6 +345,7 @@ fn oversized_rtp_is_counted_at_max_len() {
     let filter = Filter {
         dst_ports: vec![5004],
         ssrcs: vec![],
+        ..Filter::default()
     };
     let mut source = PcapSource::open(&fixture("mixed.pcap"), filter, 32, 0).unwrap();
     let (packets, _) = drain(&mut source);
@@ -1017,7 +1022,27 @@ fn skip_reasons_have_stable_names_and_counts_display() {
         "2 not_ip, 2 not_udp, 3 fragment, 1 truncated, 2 bad_header, 4 not_rtp"
     );
     assert_eq!(
-        mbms_sender::source::pcap::SkipCounts::default().to_string(),
+        mbms_capture::pcap::SkipCounts::default().to_string(),
         "none"
     );
+}
+
+/// With `any_udp`, a capture's non-RTP datagrams come too (a receiver reads MIKEY and SRTP from
+/// one file): the same RTP packets as without it, plus each UDP datagram that is not RTP, marked.
+#[test]
+fn any_udp_keeps_datagrams_that_are_not_rtp() {
+    let rtp_only = drain(&mut open(&fixture("mixed.pcap"), Filter::default())).0;
+    let filter = Filter {
+        any_udp: true,
+        ..Filter::default()
+    };
+    let mut source = open(&fixture("mixed.pcap"), filter);
+    let (all, error) = drain(&mut source);
+    assert!(error.is_none(), "{error:?}");
+    let rtp: Vec<_> = all.iter().filter(|p| p.is_rtp).cloned().collect();
+    assert_eq!(rtp, rtp_only);
+    let other: Vec<_> = all.iter().filter(|p| !p.is_rtp).collect();
+    assert!(!other.is_empty());
+    assert!(other.iter().all(|p| p.ssrc == 0 && p.seq == 0));
+    assert_eq!(source.skipped().get(Skip::NotRtp), 0);
 }

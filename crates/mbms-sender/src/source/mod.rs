@@ -1,2 +1,0 @@
-pub mod frame;
-pub mod pcap;

@@ -65,6 +65,8 @@ impl Filter {
 pub struct RtpPacket {
     /// Capture timestamp, since the Unix epoch.
     pub ts: Duration,
+    /// UDP source the packet was captured coming from.
+    pub src: SocketAddr,
     /// UDP destination the packet was captured going to.
     pub dst: SocketAddr,
     /// RTP SSRC.
@@ -600,11 +602,12 @@ impl PcapSource {
     fn outcome(
         &mut self,
         ts: Duration,
-        result: Result<(SocketAddr, Option<RtpInfo>, BytesMut), FrameError>,
+        result: Result<(SocketAddr, SocketAddr, Option<RtpInfo>, BytesMut), FrameError>,
     ) -> Result<Option<RtpPacket>, SourceError> {
         match result {
-            Ok((dst, info, data)) => Ok(Some(RtpPacket {
+            Ok((src, dst, info, data)) => Ok(Some(RtpPacket {
                 ts,
+                src,
                 dst,
                 ssrc: info.map_or(0, |i| i.ssrc),
                 seq: info.map_or(0, |i| i.seq),
@@ -636,7 +639,7 @@ fn extract(
     max_len: usize,
     headroom: usize,
     slab: &mut BytesMut,
-) -> Result<(SocketAddr, Option<RtpInfo>, BytesMut), FrameError> {
+) -> Result<(SocketAddr, SocketAddr, Option<RtpInfo>, BytesMut), FrameError> {
     let datagram = frame::decode_frame(link, frame)?;
     if !filter.port(datagram.dst.port()) {
         return Err(Skip::FilteredOut.into());
@@ -663,7 +666,7 @@ fn extract(
     slab.resize(room, 0);
     let mut data = slab.split_to(room);
     data.truncate(len);
-    Ok((datagram.dst, info, data))
+    Ok((datagram.src, datagram.dst, info, data))
 }
 
 /// Reads the rest of a Section Header Block whose type and length field (`len`, byte order not

@@ -1,0 +1,256 @@
+//! One service as a UE sees it: MTK messages opened with the MSK(s), SRTP packets decrypted with
+//! the MTK their MKI names, and every datagram counted under exactly one outcome. No sockets or
+//! clock: datagrams come in with their arrival time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mbms_core::keyfile::MskFile;
+use mbms_core::mbms::{MessageIds, MskKey, MtkOpener, ReplayCounter, mki};
+use mbms_core::mikey::SecurityPolicy;
+use mbms_core::srtp::{SrtpPolicy, SrtpReceiver, UnprotectError};
+use mbms_core::{MbmsError, MskId};
+
+/// How many MTKs of a service stay usable at once: the current one and a few before it, for
+/// packets still in flight after a switch.
+pub const KEPT_MTKS: usize = 4;
+
+/// Where a service is on the bearer, and its keys.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    /// Name in the report.
+    pub name: String,
+    /// Multicast group.
+    pub group: IpAddr,
+    /// UDP port of the SRTP packets.
+    pub port: u16,
+    /// UDP port of the MTK messages.
+    pub mikey_port: u16,
+    /// The MSKs (one key file each; several across an MSK change).
+    pub msks: Vec<MskFile>,
+}
+
+/// The counters of one service: the report.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Counters {
+    /// Service name.
+    pub name: String,
+    /// SRTP packets decrypted and authenticated.
+    pub packets_ok: u64,
+    /// Their RTP bytes.
+    pub bytes_ok: u64,
+    /// SRTP packets whose tag did not verify.
+    pub auth_failed: u64,
+    /// SRTP packets refused as replays (index seen before or too old).
+    pub replayed: u64,
+    /// SRTP packets under an MKI no MTK message has given (yet).
+    pub unknown_mki: u64,
+    /// SRTP packets that came before any MTK of the service was known (a late joiner's wait).
+    pub waiting_for_key: u64,
+    /// SRTP packets whose ROC could not be known yet (RFC 4771 receivers before the first
+    /// ROC-carrying packet).
+    pub roc_not_synchronized: u64,
+    /// Datagrams that were not SRTP packets at all, by reason.
+    pub malformed: BTreeMap<String, u64>,
+    /// MTK messages that gave a new MTK.
+    pub mtk_accepted: u64,
+    /// MTK messages that repeated a known MTK (late-joiner repeats).
+    pub mtk_repeated: u64,
+    /// MTK messages refused, by reason.
+    pub mtk_rejected: BTreeMap<String, u64>,
+    /// MTK IDs keyed, in order.
+    pub mtk_ids: Vec<u16>,
+    /// Time from the service's first datagram to its first decrypted packet, milliseconds.
+    pub first_packet_ms: Option<f64>,
+}
+
+impl Counters {
+    /// Whether anything went wrong (for `--strict`): any failure counter above zero, or no
+    /// packet decrypted at all. Waiting for the first key is not a failure.
+    pub fn failed(&self) -> bool {
+        self.auth_failed + self.replayed + self.unknown_mki + self.roc_not_synchronized > 0
+            || !self.malformed.is_empty()
+            || !self.mtk_rejected.is_empty()
+            || self.packets_ok == 0
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, reason: &str) {
+    *map.entry(reason.to_owned()).or_default() += 1;
+}
+
+/// A short name of an MTK message refusal, for the report.
+pub fn mtk_reason(e: &MbmsError) -> &'static str {
+    match e {
+        MbmsError::MacMismatch => "mac_mismatch",
+        MbmsError::Replayed { .. } => "replayed",
+        MbmsError::MtkIdOutsideInterval { .. } => "mtk_id_outside_interval",
+        MbmsError::Decode(_) => "undecodable",
+        MbmsError::KeyIdMismatch => "key_id_mismatch",
+        MbmsError::BadKeyData(_) => "bad_key_data",
+        MbmsError::MissingPayload(_) => "missing_payload",
+        MbmsError::KemacNotLast => "kemac_not_last",
+        MbmsError::NoRand => "no_rand",
+        MbmsError::Unsupported(_) => "unsupported",
+        _ => "other",
+    }
+}
+
+/// What became of one SRTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Decrypted: the RTP packet is the first `len` bytes.
+    Ok(usize),
+    /// Counted under a failure.
+    Refused,
+}
+
+/// One service's receiving state.
+pub struct ServiceRx {
+    spec: ServiceSpec,
+    openers: Vec<(MskId, MtkOpener)>,
+    srtp: SrtpReceiver,
+    keyed: VecDeque<[u8; mbms_core::mbms::MKI_LEN]>,
+    first_seen: Option<Duration>,
+    /// The counters.
+    pub counters: Counters,
+}
+
+impl core::fmt::Debug for ServiceRx {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ServiceRx")
+            .field("name", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceRx {
+    /// A receiver for `spec`; the SRTP policy is the default one of MSKs from key files
+    /// (docs/profile.md).
+    pub fn new(spec: ServiceSpec) -> Result<Self, String> {
+        let policy = SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1))
+            .map_err(|e| format!("SRTP policy: {e}"))?;
+        let srtp = SrtpReceiver::try_new(policy).map_err(|e| format!("SRTP policy: {e}"))?;
+        let openers = spec
+            .msks
+            .iter()
+            .map(|m| {
+                let key = MskKey {
+                    key_domain_id: m.key_domain_id,
+                    msk_id: m.msk_id,
+                    msk: m.msk.clone(),
+                    validity: m.validity,
+                    rand: m.rand.map(|r| r.to_vec()),
+                    policy: None,
+                };
+                (m.msk_id, MtkOpener::new(key, ReplayCounter::default()))
+            })
+            .collect();
+        let counters = Counters {
+            name: spec.name.clone(),
+            ..Counters::default()
+        };
+        Ok(Self {
+            spec,
+            openers,
+            srtp,
+            keyed: VecDeque::new(),
+            first_seen: None,
+            counters,
+        })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    fn seen(&mut self, now: Duration) {
+        self.first_seen.get_or_insert(now);
+    }
+
+    /// An MTK message (a datagram to the MIKEY port) arriving at `now`.
+    pub fn on_mikey(&mut self, now: Duration, bytes: &[u8]) {
+        self.seen(now);
+        let ids = match MessageIds::peek(bytes) {
+            Ok(ids) => ids,
+            Err(e) => return bump(&mut self.counters.mtk_rejected, mtk_reason(&e)),
+        };
+        let Some(opener) = self
+            .openers
+            .iter_mut()
+            .find(|(id, _)| ids.msk_id == Some(*id))
+            .map(|(_, o)| o)
+        else {
+            return bump(&mut self.counters.mtk_rejected, "unknown_msk");
+        };
+        let opened = match opener.open(bytes) {
+            Ok(o) => o,
+            Err(e) => return bump(&mut self.counters.mtk_rejected, mtk_reason(&e)),
+        };
+        let Some(salt) = opened.salt.as_ref() else {
+            return bump(&mut self.counters.mtk_rejected, "no_salt");
+        };
+        let msk_id = opener.key().msk_id;
+        let name = mki(msk_id, opened.mtk_id);
+        if self.keyed.contains(&name) {
+            self.counters.mtk_repeated += 1;
+            return;
+        }
+        self.srtp.add_key(&name, &opened.mtk, salt);
+        self.keyed.push_back(name);
+        if self.keyed.len() > KEPT_MTKS
+            && let Some(old) = self.keyed.pop_front()
+        {
+            self.srtp.remove_key(&old);
+        }
+        self.counters.mtk_accepted += 1;
+        self.counters.mtk_ids.push(opened.mtk_id.0);
+    }
+
+    /// An SRTP packet arriving at `now`, decrypted in place.
+    pub fn on_media(&mut self, now: Duration, pkt: &mut [u8]) -> Outcome {
+        self.seen(now);
+        let r = self.srtp.unprotect(pkt);
+        self.settle(now, r)
+    }
+
+    /// A run of SRTP packets arriving at `now`, decrypted in place across the rayon pool;
+    /// outcome `i` belongs to packet `i` (each accepted packet is cut to its RTP).
+    pub fn on_media_batch(&mut self, now: Duration, pkts: &mut [BytesMut]) -> Vec<Outcome> {
+        self.seen(now);
+        let results = self.srtp.unprotect_batch(pkts);
+        results
+            .into_iter()
+            .zip(pkts.iter())
+            .map(|(r, p)| self.settle(now, r.map(|()| p.len())))
+            .collect()
+    }
+
+    fn settle(&mut self, now: Duration, r: Result<usize, UnprotectError>) -> Outcome {
+        let c = &mut self.counters;
+        match r {
+            Ok(len) => {
+                c.packets_ok += 1;
+                c.bytes_ok += len as u64;
+                if c.first_packet_ms.is_none() {
+                    let from = self.first_seen.unwrap_or(now);
+                    c.first_packet_ms = Some(now.saturating_sub(from).as_secs_f64() * 1e3);
+                }
+                return Outcome::Ok(len);
+            }
+            Err(UnprotectError::AuthFailed) => c.auth_failed += 1,
+            Err(UnprotectError::Replayed) => c.replayed += 1,
+            Err(UnprotectError::UnknownMki) if self.keyed.is_empty() => c.waiting_for_key += 1,
+            Err(UnprotectError::UnknownMki) => c.unknown_mki += 1,
+            Err(UnprotectError::RocNotSynchronized) => c.roc_not_synchronized += 1,
+            Err(UnprotectError::TooShort) => bump(&mut c.malformed, "too_short"),
+            Err(UnprotectError::TooManyStreams) => bump(&mut c.malformed, "too_many_streams"),
+            Err(UnprotectError::Malformed(_)) => bump(&mut c.malformed, "not_srtp"),
+            Err(_) => bump(&mut c.malformed, "other"),
+        }
+        Outcome::Refused
+    }
+}

@@ -254,3 +254,188 @@ impl ServiceRx {
         Outcome::Refused
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
+    use super::*;
+    use mbms_core::mbms::{MtkParams, MtkSealer};
+    use mbms_core::srtp::SrtpSender;
+    use mbms_core::{CsbId, KeyDomainId, Msk, MtkId, MtkIdInterval, MtkSalt, Profile};
+
+    fn msk(id: u32, key: u8) -> MskFile {
+        MskFile {
+            key_domain_id: KeyDomainId([0, 0xf1, 0x10]),
+            msk_id: MskId(id),
+            msk: Msk::from_bytes([key; 16]),
+            validity: MtkIdInterval {
+                from: MtkId(1),
+                to: MtkId(100),
+            },
+            csb_id: CsbId(0),
+            rand: None,
+        }
+    }
+
+    /// A head-end in miniature: MTK messages under `m`, SRTP under the MTK.
+    struct Head {
+        m: MskFile,
+        sealer: MtkSealer,
+        srtp: SrtpSender,
+        counter: u32,
+        seq: u16,
+    }
+
+    impl Head {
+        fn new(m: MskFile) -> Self {
+            let sealer = MtkSealer::new(
+                m.key_domain_id,
+                m.msk_id,
+                &m.msk,
+                m.csb_id,
+                [7; 16],
+                Profile::default(),
+            );
+            let policy = SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1)).unwrap();
+            Self {
+                m,
+                sealer,
+                srtp: SrtpSender::new(policy),
+                counter: 0,
+                seq: 100,
+            }
+        }
+        /// The MTK message of MTK `id` (a new counter each call); keys the sender with it.
+        fn mtk(&mut self, id: u16) -> Vec<u8> {
+            let (mtk, salt) = (
+                mbms_core::Mtk::from_bytes([id as u8; 16]),
+                MtkSalt::from_bytes([9; 14]),
+            );
+            self.counter += 1;
+            let mut out = Vec::new();
+            let p = MtkParams {
+                mtk_id: MtkId(id),
+                mtk: &mtk,
+                salt: Some(&salt),
+            };
+            self.sealer.seal(&p, self.counter, &mut out).unwrap();
+            self.srtp
+                .set_key(&mki(self.m.msk_id, MtkId(id)), &mtk, &salt);
+            out
+        }
+        fn packet(&mut self) -> BytesMut {
+            self.seq += 1;
+            let mut p = BytesMut::from(&[0x80, 96, 0, 0, 0, 0, 0, 1, 0xca, 0xfe, 0, 1][..]);
+            p[2..4].copy_from_slice(&self.seq.to_be_bytes());
+            p.extend_from_slice(b"payload bytes");
+            self.srtp.protect(&mut p).unwrap();
+            p
+        }
+    }
+
+    fn rx(msks: Vec<MskFile>) -> ServiceRx {
+        ServiceRx::new(ServiceSpec {
+            name: "t".into(),
+            group: "239.1.1.1".parse().unwrap(),
+            port: 5004,
+            mikey_port: 2269,
+            msks,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_datagram_lands_in_one_counter() {
+        let mut h = Head::new(msk(1, 0x11));
+        let mut r = rx(vec![msk(1, 0x11)]);
+        let t = Duration::ZERO;
+        let early = h.mtk(1);
+        let mut before = h.packet();
+        assert_eq!(r.on_media(t, &mut before), Outcome::Refused);
+        assert_eq!(r.counters.waiting_for_key, 1);
+        r.on_mikey(t, &early);
+        let mut ok = h.packet();
+        let copy = ok.clone();
+        assert!(matches!(r.on_media(t, &mut ok), Outcome::Ok(_)));
+        let mut dup = copy.clone();
+        assert_eq!(r.on_media(t, &mut dup), Outcome::Refused);
+        assert_eq!(r.counters.replayed, 1);
+        let mut flipped = h.packet();
+        let n = flipped.len();
+        flipped[n - 17] ^= 1; // the last payload byte, before MKI (6) and tag (10)
+        assert_eq!(r.on_media(t, &mut flipped), Outcome::Refused);
+        assert_eq!(r.counters.auth_failed, 1);
+        // A repeat of MTK 1 (new counter) is counted as a repeat; the old message again is a
+        // replay.
+        let repeat = h.mtk(1);
+        r.on_mikey(t, &repeat);
+        r.on_mikey(t, &early);
+        assert_eq!((r.counters.mtk_accepted, r.counters.mtk_repeated), (1, 1));
+        assert_eq!(r.counters.mtk_rejected.get("replayed"), Some(&1));
+        // An MTK the receiver never got: unknown MKI, not an auth failure.
+        let _unseen = h.mtk(2);
+        let mut p = h.packet();
+        assert_eq!(r.on_media(t, &mut p), Outcome::Refused);
+        assert_eq!(r.counters.unknown_mki, 1);
+        r.on_mikey(t, b"not mikey at all");
+        assert_eq!(r.counters.mtk_rejected.get("undecodable"), Some(&1));
+        let mut short = BytesMut::from(&b"tiny"[..]);
+        assert_eq!(r.on_media(t, &mut short), Outcome::Refused);
+        assert_eq!(r.counters.malformed.values().sum::<u64>(), 1);
+        assert_eq!(r.counters.packets_ok, 1);
+        assert!(r.counters.failed());
+    }
+
+    #[test]
+    fn msk_change_and_foreign_msk() {
+        let (mut h1, mut h2) = (Head::new(msk(1, 0x11)), Head::new(msk(2, 0x22)));
+        let mut r = rx(vec![msk(1, 0x11), msk(2, 0x22)]);
+        let t = Duration::from_millis(5);
+        r.on_mikey(t, &h1.mtk(1));
+        let mut a = h1.packet();
+        assert!(matches!(r.on_media(t, &mut a), Outcome::Ok(_)));
+        r.on_mikey(t, &h2.mtk(1));
+        h2.seq = h1.seq;
+        let mut b = h2.packet();
+        assert!(matches!(r.on_media(t, &mut b), Outcome::Ok(_)));
+        assert_eq!(r.counters.mtk_ids, [1, 1]);
+        let mut h3 = Head::new(msk(3, 0x33));
+        r.on_mikey(t, &h3.mtk(1));
+        assert_eq!(r.counters.mtk_rejected.get("unknown_msk"), Some(&1));
+        // The same MSK ID under another key: the MAC does not verify.
+        let mut forged = Head::new(msk(1, 0x99));
+        forged.counter = 50;
+        r.on_mikey(t, &forged.mtk(5));
+        assert_eq!(r.counters.mtk_rejected.get("mac_mismatch"), Some(&1));
+        assert_eq!(r.counters.packets_ok, 2);
+        assert!(r.counters.failed(), "rejected MTK messages fail --strict");
+    }
+
+    #[test]
+    fn batches_count_like_single_packets() {
+        let mut h = Head::new(msk(1, 0x11));
+        let msg = h.mtk(3);
+        let pkts: Vec<BytesMut> = (0..9).map(|_| h.packet()).collect();
+        let (mut one, mut many) = (rx(vec![msk(1, 0x11)]), rx(vec![msk(1, 0x11)]));
+        one.on_mikey(Duration::ZERO, &msg);
+        many.on_mikey(Duration::ZERO, &msg);
+        let mut batch = pkts.clone();
+        batch.push(pkts[2].clone()); // a duplicate
+        batch[4][20] ^= 0x80; // a flipped bit
+        for p in batch.clone() {
+            let mut p = p;
+            one.on_media(Duration::ZERO, &mut p);
+        }
+        many.on_media_batch(Duration::ZERO, &mut batch);
+        assert_eq!(one.counters, many.counters);
+        assert_eq!(
+            (
+                many.counters.packets_ok,
+                many.counters.replayed,
+                many.counters.auth_failed
+            ),
+            (8, 1, 1)
+        );
+    }
+}

@@ -50,7 +50,7 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct ServiceArgs {
-    /// A service: name=N,group=G,port=P,mikey-port=M,msk=FILE[,msk=FILE2] (repeatable).
+    /// A service: name=N,group=G,port=P,mikey-port=M,msk=FILE[,msk=FILE2][,rcc=R] (repeatable).
     #[arg(long = "service", value_name = "SPEC")]
     services: Vec<String>,
     /// Key file of the (single) service given by --group (repeatable across an MSK change).
@@ -65,6 +65,9 @@ struct ServiceArgs {
     /// MIKEY port of the single service [default: 2269].
     #[arg(long)]
     mikey_port: Option<u16>,
+    /// RFC 4771 RCC mode 2 rate of the single service, as the sender's --rcc.
+    #[arg(long, value_name = "R")]
+    rcc: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -128,8 +131,14 @@ fn read_key_file(path: &Path) -> Result<MskFile, RecvError> {
 
 fn parse_spec(spec: &str, n: usize) -> Result<ServiceSpec, RecvError> {
     let bad = |m: String| err(format!("--service {spec:?}: {m}"));
-    let (mut name, mut group, mut port, mut mikey, mut msks) =
-        (format!("service{n}"), None, 5004u16, 2269u16, Vec::new());
+    let (mut name, mut group, mut port, mut mikey, mut msks, mut rcc) = (
+        format!("service{n}"),
+        None,
+        5004u16,
+        2269u16,
+        Vec::new(),
+        None,
+    );
     for part in spec.split(',').filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
@@ -142,6 +151,7 @@ fn parse_spec(spec: &str, n: usize) -> Result<ServiceSpec, RecvError> {
                 mikey = v.parse().map_err(|_| bad(format!("mikey-port {v:?}")))?;
             }
             "msk" => msks.push(read_key_file(Path::new(v))?),
+            "rcc" => rcc = Some(v.parse().map_err(|_| bad(format!("rcc {v:?}")))?),
             other => return Err(bad(format!("unknown key {other:?}"))),
         }
     }
@@ -155,6 +165,7 @@ fn parse_spec(spec: &str, n: usize) -> Result<ServiceSpec, RecvError> {
         port,
         mikey_port: mikey,
         msks,
+        rcc,
     })
 }
 
@@ -176,6 +187,7 @@ fn specs(a: &ServiceArgs) -> Result<Vec<ServiceSpec>, RecvError> {
                 .iter()
                 .map(|p| read_key_file(p))
                 .collect::<Result<_, _>>()?,
+            rcc: a.rcc,
         }),
         (None, false) => return Err(err("--msk-file needs --group (or use --service)")),
         (Some(_), true) => return Err(err("--group needs --msk-file")),

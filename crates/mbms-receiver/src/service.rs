@@ -30,6 +30,8 @@ pub struct ServiceSpec {
     pub mikey_port: u16,
     /// The MSKs (one key file each; several across an MSK change).
     pub msks: Vec<MskFile>,
+    /// RFC 4771 RCC mode 2 with this ROC transmission rate, as the sender's `--rcc`.
+    pub rcc: Option<u16>,
 }
 
 /// The counters of one service: the report.
@@ -50,7 +52,7 @@ pub struct Counters {
     /// SRTP packets that came before any MTK of the service was known (a late joiner's wait).
     pub waiting_for_key: u64,
     /// SRTP packets whose ROC could not be known yet (RFC 4771 receivers before the first
-    /// ROC-carrying packet).
+    /// ROC-carrying packet): a late joiner's wait, like `waiting_for_key`.
     pub roc_not_synchronized: u64,
     /// Datagrams that were not SRTP packets at all, by reason.
     pub malformed: BTreeMap<String, u64>,
@@ -68,9 +70,9 @@ pub struct Counters {
 
 impl Counters {
     /// Whether anything went wrong (for `--strict`): any failure counter above zero, or no
-    /// packet decrypted at all. Waiting for the first key is not a failure.
+    /// packet decrypted at all. Waiting for the first key or the first ROC is not a failure.
     pub fn failed(&self) -> bool {
-        self.auth_failed + self.replayed + self.unknown_mki + self.roc_not_synchronized > 0
+        self.auth_failed + self.replayed + self.unknown_mki > 0
             || !self.malformed.is_empty()
             || !self.mtk_rejected.is_empty()
             || self.packets_ok == 0
@@ -128,10 +130,14 @@ impl core::fmt::Debug for ServiceRx {
 
 impl ServiceRx {
     /// A receiver for `spec`; the SRTP policy is the default one of MSKs from key files
-    /// (docs/profile.md).
+    /// (docs/profile.md), with RCC mode 2 when `spec.rcc` says so.
     pub fn new(spec: ServiceSpec) -> Result<Self, String> {
-        let policy = SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1))
-            .map_err(|e| format!("SRTP policy: {e}"))?;
+        let sp = match spec.rcc {
+            None => SecurityPolicy::srtp_default(1),
+            Some(0) => return Err("rcc 0: at least 1".into()),
+            Some(r) => SecurityPolicy::srtp_rcc_mode2(1, r),
+        };
+        let policy = SrtpPolicy::from_mikey(&sp).map_err(|e| format!("SRTP policy: {e}"))?;
         let srtp = SrtpReceiver::try_new(policy).map_err(|e| format!("SRTP policy: {e}"))?;
         let openers = spec
             .msks
@@ -289,6 +295,9 @@ mod tests {
 
     impl Head {
         fn new(m: MskFile) -> Self {
+            Self::with_policy(m, SecurityPolicy::srtp_default(1))
+        }
+        fn with_policy(m: MskFile, sp: SecurityPolicy) -> Self {
             let sealer = MtkSealer::new(
                 m.key_domain_id,
                 m.msk_id,
@@ -297,7 +306,7 @@ mod tests {
                 [7; 16],
                 Profile::default(),
             );
-            let policy = SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1)).unwrap();
+            let policy = SrtpPolicy::from_mikey(&sp).unwrap();
             Self {
                 m,
                 sealer,
@@ -325,7 +334,7 @@ mod tests {
             out
         }
         fn packet(&mut self) -> BytesMut {
-            self.seq += 1;
+            self.seq = self.seq.wrapping_add(1);
             let mut p = BytesMut::from(&[0x80, 96, 0, 0, 0, 0, 0, 1, 0xca, 0xfe, 0, 1][..]);
             p[2..4].copy_from_slice(&self.seq.to_be_bytes());
             p.extend_from_slice(b"payload bytes");
@@ -335,12 +344,17 @@ mod tests {
     }
 
     fn rx(msks: Vec<MskFile>) -> ServiceRx {
+        rx_rcc(msks, None)
+    }
+
+    fn rx_rcc(msks: Vec<MskFile>, rcc: Option<u16>) -> ServiceRx {
         ServiceRx::new(ServiceSpec {
             name: "t".into(),
             group: "239.1.1.1".parse().unwrap(),
             port: 5004,
             mikey_port: 2269,
             msks,
+            rcc,
         })
         .unwrap()
     }
@@ -437,5 +451,55 @@ mod tests {
             ),
             (8, 1, 1)
         );
+    }
+
+    /// RFC 4771: a receiver joining after the sequence number wrapped learns the ROC from the
+    /// next ROC-carrying packet and decrypts from there; without RCC it could not.
+    #[test]
+    fn late_joiner_after_a_wrap_syncs_its_roc_with_rcc() {
+        let sp = SecurityPolicy::srtp_rcc_mode2(1, 4);
+        let mut h = Head::with_policy(msk(1, 0x11), sp);
+        h.seq = 0xfff0;
+        let msg = h.mtk(1);
+        for _ in 0..40 {
+            h.packet(); // wraps: ROC 1 from here on
+        }
+        let mut r = rx_rcc(vec![msk(1, 0x11)], Some(4));
+        r.on_mikey(Duration::ZERO, &msg);
+        let mut outcomes = Vec::new();
+        for _ in 0..12 {
+            let mut p = h.packet();
+            outcomes.push(r.on_media(Duration::ZERO, &mut p));
+        }
+        let first_ok = outcomes
+            .iter()
+            .position(|o| matches!(o, Outcome::Ok(_)))
+            .unwrap();
+        assert!(
+            first_ok < 4,
+            "synchronised within one ROC period: {outcomes:?}"
+        );
+        assert!(
+            outcomes[first_ok..]
+                .iter()
+                .all(|o| matches!(o, Outcome::Ok(_)))
+        );
+        assert_eq!(r.counters.roc_not_synchronized, first_ok as u64);
+        assert_eq!(r.counters.auth_failed, 0);
+
+        // The same late join without RCC: the receiver guesses ROC 0 and every packet fails.
+        let mut h = Head::new(msk(1, 0x11));
+        h.seq = 0xfff0;
+        let msg = h.mtk(1);
+        for _ in 0..40 {
+            h.packet();
+        }
+        let mut r = rx(vec![msk(1, 0x11)]);
+        r.on_mikey(Duration::ZERO, &msg);
+        for _ in 0..4 {
+            let mut p = h.packet();
+            assert_eq!(r.on_media(Duration::ZERO, &mut p), Outcome::Refused);
+        }
+        assert_eq!(r.counters.auth_failed, 4);
     }
 }

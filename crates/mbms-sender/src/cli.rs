@@ -246,6 +246,10 @@ struct ServiceOpts {
     /// Key-usage limit: packets under one MTK at most [default: 2^31].
     #[arg(long, help_heading = "Keys")]
     mtk_max_packets: Option<u64>,
+    /// RFC 4771 RCC mode 2: the ROC travels in every R-th packet, so receivers joining after a
+    /// sequence number wrap can decrypt (receivers need the same --rcc) [default: off].
+    #[arg(long, value_name = "R", help_heading = "Keys")]
+    rcc: Option<u16>,
     /// Protection [default: srtp]; `none` is for benchmarks only.
     #[arg(long, value_enum, help_heading = "Keys")]
     protection: Option<ProtectionArg>,
@@ -276,7 +280,7 @@ impl ServiceOpts {
             no_network, pcap, loop_count, generate, streams, payload_size, gen_rate, count,
             duration, speed, rate_pps, rate_bps, fast, state_dir, msk_file, rotate_secs,
             rotate_packets, repeat_secs, mtk_max_packets, protection, pcap_out, deterministic,
-            batch, crypto_threads);
+            batch, crypto_threads, rcc);
         if self.select_port.is_empty() {
             self.select_port = file.select_port.clone();
         }
@@ -580,10 +584,14 @@ fn demo_cmd(a: DemoArgs) -> Result<(), SendError> {
     Ok(())
 }
 
-/// Headroom after each RTP packet: the MKI and the longest tag.
-fn srtp_policy() -> Result<SrtpPolicy, SendError> {
-    SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1))
-        .map_err(|e| SendError::Config(format!("SRTP policy: {e}")))
+/// The SRTP policy: the default one (docs/profile.md), or with RFC 4771 RCC mode 2.
+fn srtp_policy(rcc: Option<u16>) -> Result<SrtpPolicy, SendError> {
+    let sp = match rcc {
+        None => SecurityPolicy::srtp_default(1),
+        Some(0) => return Err(SendError::Config("--rcc 0: at least 1".into())),
+        Some(r) => SecurityPolicy::srtp_rcc_mode2(1, r),
+    };
+    SrtpPolicy::from_mikey(&sp).map_err(|e| SendError::Config(format!("SRTP policy: {e}")))
 }
 
 /// `v` if it is a finite number of at least `min`.
@@ -627,7 +635,7 @@ fn run_service(
         ProtectionArg::Srtp => Protection::Srtp,
         ProtectionArg::None => Protection::Off,
     };
-    let policy = srtp_policy()?;
+    let policy = srtp_policy(o.rcc)?;
     let srtp =
         SrtpSender::try_new(policy).map_err(|e| SendError::Config(format!("SRTP policy: {e}")))?;
     let headroom = srtp.max_overhead();

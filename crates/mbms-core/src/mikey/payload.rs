@@ -196,6 +196,23 @@ impl SecurityPolicy {
 }
 
 impl SecurityPolicy {
+    /// [`srtp_default`](Self::srtp_default) with RFC 4771 RCC mode 2: every `rate`-th packet
+    /// (index divisible by `rate`) carries its ROC in a 14-byte tag (ROC ‖ 80-bit MAC), so a
+    /// receiver joining after a sequence number wrap learns the ROC; the other packets carry the
+    /// 80-bit tag. `rate` must not be 0.
+    pub fn srtp_rcc_mode2(policy_no: u8, rate: u16) -> Self {
+        use super::code::srtp_param as p;
+        let mut sp = Self::srtp_default(policy_no);
+        for (kind, value) in [
+            (p::SRTP_AUTH_ALG, vec![3u8]),
+            (p::ROC_TRANSMISSION_RATE, rate.to_be_bytes().to_vec()),
+            (p::SRTP_AUTH_TAG_LEN, vec![14]),
+        ] {
+            sp.params.push(PolicyParam { kind, value });
+        }
+        sp
+    }
+
     /// Appends the SP payload body (after the next-payload byte).
     pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         out.push(self.policy_no);

@@ -303,6 +303,34 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
     };
     let mut src =
         PcapSource::open(&a.file, filter, usize::MAX, 0).map_err(|e| err(e.to_string()))?;
+    // Reading (and copying out) the capture overlaps with decryption: a thread of its own.
+    type Batch = Result<Vec<mbms_capture::pcap::RtpPacket>, String>;
+    let (ptx, prx) = crossbeam_channel::bounded::<Batch>(8);
+    let reader = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(1024);
+        loop {
+            match src.next_packet() {
+                Ok(Some(p)) => {
+                    batch.push(p);
+                    if batch.len() == 1024 {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
+                        if ptx.send(Ok(full)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let _ = ptx.send(Ok(batch));
+                    return;
+                }
+                Err(e) => {
+                    let _ = ptx.send(Ok(batch));
+                    let _ = ptx.send(Err(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
     let mut out = a.common.rtp_out.as_deref().map(RtpOut::open).transpose()?;
     let started = Instant::now();
     let (mut datagrams, mut unmatched) = (0u64, 0u64);
@@ -336,43 +364,47 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
             run.clear();
             Ok(())
         };
-        loop {
-            let p = match src.next_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
+        for item in prx.iter() {
+            let batch = match item {
+                Ok(b) => b,
                 Err(e) => {
                     flush(&mut run, run_service, &mut services, &mut out)?;
-                    return Err(err(e.to_string()));
+                    return Err(err(e));
                 }
             };
-            datagrams += 1;
-            let t0 = *first_ts.get_or_insert(p.ts);
-            let now = p.ts.saturating_sub(t0);
-            let svc = services.iter().position(|s| {
-                s.spec().group == p.dst.ip()
-                    && (s.spec().port == p.dst.port() || s.spec().mikey_port == p.dst.port())
-            });
-            let Some(i) = svc else {
-                unmatched += 1;
-                continue;
-            };
-            let media = services[i].spec().port == p.dst.port();
-            if !media || i != run_service || run.len() >= 1024 {
-                flush(&mut run, run_service, &mut services, &mut out)?;
-                run_service = i;
-            }
-            if media {
-                run.push((now, p.src, p.dst, p.data));
-            } else {
-                services[i].on_mikey(now, &p.data);
-            }
-            if progress && last_progress.elapsed() >= Duration::from_secs(1) {
-                eprint!("\r{datagrams:>10} datagrams");
-                last_progress = Instant::now();
+            for p in batch {
+                datagrams += 1;
+                let t0 = *first_ts.get_or_insert(p.ts);
+                let now = p.ts.saturating_sub(t0);
+                let svc = services.iter().position(|s| {
+                    s.spec().group == p.dst.ip()
+                        && (s.spec().port == p.dst.port() || s.spec().mikey_port == p.dst.port())
+                });
+                let Some(i) = svc else {
+                    unmatched += 1;
+                    continue;
+                };
+                let media = services[i].spec().port == p.dst.port();
+                if !media || i != run_service || run.len() >= 1024 {
+                    flush(&mut run, run_service, &mut services, &mut out)?;
+                    run_service = i;
+                }
+                if media {
+                    run.push((now, p.src, p.dst, p.data));
+                } else {
+                    services[i].on_mikey(now, &p.data);
+                }
+                if progress && last_progress.elapsed() >= Duration::from_secs(1) {
+                    eprint!("\r{datagrams:>10} datagrams");
+                    last_progress = Instant::now();
+                }
             }
         }
         flush(&mut run, run_service, &mut services, &mut out)
     });
+    // Unblocks the reader if decryption stopped early (an error), then waits for it.
+    drop(prx);
+    let _ = reader.join();
     if progress {
         eprintln!();
     }

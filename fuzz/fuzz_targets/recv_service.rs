@@ -52,7 +52,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let now = Duration::from_millis(u64::from(*sel));
         match sel % 3 {
             0 => {
-                rx.on_mikey(now, d);
+                let _released = rx.on_mikey(now, d);
                 mikey += 1;
             }
             1 => {
@@ -64,11 +64,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
         if batch.len() >= 4 {
             media += batch.len() as u64;
-            let outcomes = rx.on_media_batch(now, &mut batch);
+            let times = vec![now; batch.len()];
+            let outcomes = rx.on_media_batch(&times, &mut batch);
             assert_eq!(outcomes.len(), batch.len());
             batch.clear();
         }
     }
+    rx.finish();
     assert_eq!(total(&rx), media);
     let c = &rx.counters;
     assert_eq!(

@@ -337,11 +337,14 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
     let mut first_ts = None;
     // Runs of media datagrams of one service are decrypted as a batch; an MTK message (or a
     // datagram of another service) ends the run first, so keys apply in capture order.
-    let mut run: Vec<(Duration, SocketAddr, SocketAddr, BytesMut)> = Vec::new();
+    let mut run: Vec<Entry> = Vec::new();
     let mut run_service = usize::MAX;
     let mut last_progress = Instant::now();
+    // Per service, the source of its last SRTP packet: written as the source of packets
+    // released from the hold by an MTK message.
+    let mut last_src: Vec<Option<SocketAddr>> = vec![None; services.len()];
     let result = pool.install(|| -> Result<(), RecvError> {
-        let flush = |run: &mut Vec<(Duration, SocketAddr, SocketAddr, BytesMut)>,
+        let flush = |run: &mut Vec<Entry>,
                      svc: usize,
                      services: &mut [ServiceRx],
                      out: &mut Option<RtpOut>|
@@ -350,14 +353,16 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
                 run.clear();
                 return Ok(());
             };
-            let now = run.first().map_or(Duration::ZERO, |r| r.0);
-            let mut pkts: Vec<BytesMut> =
-                run.iter_mut().map(|r| std::mem::take(&mut r.3)).collect();
-            let outcomes = s.on_media_batch(now, &mut pkts);
+            let times: Vec<Duration> = run.iter().map(|r| r.now).collect();
+            let mut pkts: Vec<BytesMut> = run
+                .iter_mut()
+                .map(|r| std::mem::take(&mut r.data))
+                .collect();
+            let outcomes = s.on_media_batch(&times, &mut pkts);
             if let Some(o) = out.as_mut() {
                 for ((r, p), oc) in run.iter().zip(&pkts).zip(outcomes) {
                     if let Outcome::Ok(len) = oc {
-                        o.write(r.0, r.1, r.2, &p[..len])?;
+                        o.write(r.ts, r.src, r.dst, &p[..len])?;
                     }
                 }
             }
@@ -376,23 +381,48 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
                 datagrams += 1;
                 let t0 = *first_ts.get_or_insert(p.ts);
                 let now = p.ts.saturating_sub(t0);
-                let svc = services.iter().position(|s| {
-                    s.spec().group == p.dst.ip()
-                        && (s.spec().port == p.dst.port() || s.spec().mikey_port == p.dst.port())
-                });
-                let Some(i) = svc else {
+                let at = |s: &ServiceRx, port| s.spec().group == p.dst.ip() && port == p.dst.port();
+                let i = match services.iter().position(|s| at(s, s.spec().port)) {
+                    Some(i) => Some((i, true)),
+                    // Services may share a MIKEY port: the message goes to the one holding its
+                    // MSK (the first sharing one counts it otherwise).
+                    None => services
+                        .iter()
+                        .position(|s| at(s, s.spec().mikey_port) && s.owns(&p.data))
+                        .or_else(|| services.iter().position(|s| at(s, s.spec().mikey_port)))
+                        .map(|i| (i, false)),
+                };
+                let Some((i, media)) = i else {
                     unmatched += 1;
                     continue;
                 };
-                let media = services[i].spec().port == p.dst.port();
                 if !media || i != run_service || run.len() >= 1024 {
                     flush(&mut run, run_service, &mut services, &mut out)?;
                     run_service = i;
                 }
                 if media {
-                    run.push((now, p.src, p.dst, p.data));
+                    last_src[i] = Some(p.src);
+                    run.push(Entry {
+                        now,
+                        ts: p.ts,
+                        src: p.src,
+                        dst: p.dst,
+                        data: p.data,
+                    });
                 } else {
-                    services[i].on_mikey(now, &p.data);
+                    let released = services[i].on_mikey(now, &p.data);
+                    if let Some(o) = out.as_mut() {
+                        let dst =
+                            SocketAddr::new(services[i].spec().group, services[i].spec().port);
+                        for (at, rtp) in released {
+                            o.write(
+                                t0.saturating_add(at),
+                                last_src[i].unwrap_or(p.src),
+                                dst,
+                                &rtp,
+                            )?;
+                        }
+                    }
                 }
                 if progress && last_progress.elapsed() >= Duration::from_secs(1) {
                     eprint!("\r{datagrams:>10} datagrams");
@@ -402,6 +432,9 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
         }
         flush(&mut run, run_service, &mut services, &mut out)
     });
+    for s in &mut services {
+        s.finish();
+    }
     // Unblocks the reader if decryption stopped early (an error), then waits for it.
     drop(prx);
     let _ = reader.join();
@@ -423,6 +456,16 @@ fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
         a.common.strict,
         Some(serde_json::json!({ "datagrams": datagrams, "unmatched": unmatched })),
     ))
+}
+
+/// An SRTP packet of a capture waiting in a run: its time from the capture's start, its capture
+/// timestamp, addresses and bytes.
+struct Entry {
+    now: Duration,
+    ts: Duration,
+    src: SocketAddr,
+    dst: SocketAddr,
+    data: BytesMut,
 }
 
 struct Arrival {
@@ -526,6 +569,7 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
     let mut last = None::<Instant>;
     let mut last_progress = Instant::now();
     let mut n = 0u64;
+    let mut last_src: Vec<Option<SocketAddr>> = vec![None; services.len()];
     loop {
         if stop.load(Ordering::Relaxed)
             || duration.is_some_and(|d| started.elapsed() >= d)
@@ -538,18 +582,41 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
         };
         last = Some(Instant::now());
         n += 1;
-        let s = &mut services[arr.service];
+        let wall = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+        };
         if arr.media {
+            let s = &mut services[arr.service];
             if let Outcome::Ok(len) = s.on_media(arr.now, &mut arr.data)
                 && let Some(o) = out.as_mut()
             {
-                let ts = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
-                o.write(ts, arr.src, arr.dst, &arr.data[..len])?;
+                o.write(wall(), arr.src, arr.dst, &arr.data[..len])?;
             }
+            last_src[arr.service] = Some(arr.src);
         } else {
-            s.on_mikey(arr.now, &arr.data);
+            // Services that share a group and MIKEY port each get every message on their own
+            // socket: each takes only the messages of its own MSKs.
+            let shared = |s: &ServiceRx| {
+                s.spec().group == arr.dst.ip() && s.spec().mikey_port == arr.dst.port()
+            };
+            let mine = services[arr.service].owns(&arr.data);
+            let other_owner = services
+                .iter()
+                .enumerate()
+                .any(|(j, s)| j != arr.service && shared(s) && s.owns(&arr.data));
+            if mine || !other_owner {
+                let s = &mut services[arr.service];
+                let released = s.on_mikey(arr.now, &arr.data);
+                if let Some(o) = out.as_mut() {
+                    let dst = SocketAddr::new(s.spec().group, s.spec().port);
+                    let src = last_src[arr.service].unwrap_or(arr.src);
+                    for (_, rtp) in released {
+                        o.write(wall(), src, dst, &rtp)?;
+                    }
+                }
+            }
         }
         if progress && last_progress.elapsed() >= Duration::from_secs(1) {
             let ok: u64 = services.iter().map(|s| s.counters.packets_ok).sum();
@@ -559,6 +626,9 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
     }
     stop.store(true, Ordering::Relaxed);
     drop(rx);
+    for s in &mut services {
+        s.finish();
+    }
     for t in threads {
         let _ = t.join();
     }

@@ -17,6 +17,14 @@ use mbms_core::{MbmsError, MskId};
 /// packets still in flight after a switch.
 pub const KEPT_MTKS: usize = 4;
 
+/// How long an SRTP packet under an MKI not (yet) known is held, waiting for its MTK message:
+/// a new MTK's message leaves the sender just before the first packet under it, but the two
+/// travel to different ports and may be read in either order.
+pub const HOLD: Duration = Duration::from_millis(50);
+
+/// At most this many packets are held per service; beyond, the oldest is counted and dropped.
+pub const HOLD_MAX: usize = 256;
+
 /// Where a service is on the bearer, and its keys.
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
@@ -107,6 +115,18 @@ pub enum Outcome {
     Ok(usize),
     /// Counted under a failure.
     Refused,
+    /// Its MKI names no MTK known yet: held (a copy) for up to [`HOLD`], and decrypted by the
+    /// [`on_mikey`](ServiceRx::on_mikey) that brings its MTK, or counted when it expires.
+    Held,
+}
+
+/// A packet waiting for its MTK.
+struct HeldPacket {
+    at: Duration,
+    /// Whether the service knew some MTK when the packet came (`unknown_mki` rather than
+    /// `waiting_for_key` if it expires).
+    keyed: bool,
+    pkt: BytesMut,
 }
 
 /// One service's receiving state.
@@ -115,6 +135,7 @@ pub struct ServiceRx {
     openers: Vec<(MskId, MtkOpener)>,
     srtp: SrtpReceiver,
     keyed: VecDeque<[u8; mbms_core::mbms::MKI_LEN]>,
+    held: VecDeque<HeldPacket>,
     first_seen: Option<Duration>,
     /// The counters.
     pub counters: Counters,
@@ -163,6 +184,7 @@ impl ServiceRx {
             openers,
             srtp,
             keyed: VecDeque::new(),
+            held: VecDeque::new(),
             first_seen: None,
             counters,
         })
@@ -177,12 +199,47 @@ impl ServiceRx {
         self.first_seen.get_or_insert(now);
     }
 
-    /// An MTK message (a datagram to the MIKEY port) arriving at `now`.
-    pub fn on_mikey(&mut self, now: Duration, bytes: &[u8]) {
+    /// Whether an MTK message belongs to one of this service's MSKs (by the MSK ID of its Key
+    /// ID extension): services that share a MIKEY port each take their own messages.
+    pub fn owns(&self, bytes: &[u8]) -> bool {
+        MessageIds::peek(bytes)
+            .ok()
+            .and_then(|ids| ids.msk_id)
+            .is_some_and(|id| self.openers.iter().any(|(m, _)| *m == id))
+    }
+
+    /// An MTK message (a datagram to the MIKEY port) arriving at `now`. Returns the held packets
+    /// its MTK decrypted, with their arrival times, in arrival order.
+    pub fn on_mikey(&mut self, now: Duration, bytes: &[u8]) -> Vec<(Duration, BytesMut)> {
         self.seen(now);
+        self.expire(now);
+        let Some(name) = self.open_mikey(bytes) else {
+            return Vec::new();
+        };
+        // Packets held for this MTK get their turn now, in the order they came.
+        let (mine, others): (Vec<HeldPacket>, Vec<HeldPacket>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| self.srtp.policy().mki_of(&h.pkt) == Some(&name[..]));
+        self.held = others.into();
+        let mut out = Vec::new();
+        for mut h in mine {
+            let r = self.srtp.unprotect(&mut h.pkt);
+            if let Outcome::Ok(len) = self.settle(h.at, r, h.keyed) {
+                h.pkt.truncate(len);
+                out.push((h.at, h.pkt));
+            }
+        }
+        out
+    }
+
+    /// Opens an MTK message and keys SRTP with a new MTK; the MKI of that new MTK.
+    fn open_mikey(&mut self, bytes: &[u8]) -> Option<[u8; mbms_core::mbms::MKI_LEN]> {
         let ids = match MessageIds::peek(bytes) {
             Ok(ids) => ids,
-            Err(e) => return bump(&mut self.counters.mtk_rejected, mtk_reason(&e)),
+            Err(e) => {
+                bump(&mut self.counters.mtk_rejected, mtk_reason(&e));
+                return None;
+            }
         };
         let Some(opener) = self
             .openers
@@ -190,20 +247,25 @@ impl ServiceRx {
             .find(|(id, _)| ids.msk_id == Some(*id))
             .map(|(_, o)| o)
         else {
-            return bump(&mut self.counters.mtk_rejected, "unknown_msk");
+            bump(&mut self.counters.mtk_rejected, "unknown_msk");
+            return None;
         };
         let opened = match opener.open(bytes) {
             Ok(o) => o,
-            Err(e) => return bump(&mut self.counters.mtk_rejected, mtk_reason(&e)),
+            Err(e) => {
+                bump(&mut self.counters.mtk_rejected, mtk_reason(&e));
+                return None;
+            }
         };
         let Some(salt) = opened.salt.as_ref() else {
-            return bump(&mut self.counters.mtk_rejected, "no_salt");
+            bump(&mut self.counters.mtk_rejected, "no_salt");
+            return None;
         };
         let msk_id = opener.key().msk_id;
         let name = mki(msk_id, opened.mtk_id);
         if self.keyed.contains(&name) {
             self.counters.mtk_repeated += 1;
-            return;
+            return None;
         }
         self.srtp.add_key(&name, &opened.mtk, salt);
         self.keyed.push_back(name);
@@ -214,42 +276,94 @@ impl ServiceRx {
         }
         self.counters.mtk_accepted += 1;
         self.counters.mtk_ids.push(opened.mtk_id.0);
+        Some(name)
     }
 
     /// An SRTP packet arriving at `now`, decrypted in place.
     pub fn on_media(&mut self, now: Duration, pkt: &mut [u8]) -> Outcome {
         self.seen(now);
+        self.expire(now);
         let r = self.srtp.unprotect(pkt);
-        self.settle(now, r)
+        if matches!(r, Err(UnprotectError::UnknownMki)) {
+            return self.hold(now, BytesMut::from(&pkt[..]));
+        }
+        self.settle(now, r, !self.keyed.is_empty())
     }
 
-    /// A run of SRTP packets arriving at `now`, decrypted in place across the rayon pool;
-    /// outcome `i` belongs to packet `i` (each accepted packet is cut to its RTP).
-    pub fn on_media_batch(&mut self, now: Duration, pkts: &mut [BytesMut]) -> Vec<Outcome> {
-        self.seen(now);
+    /// A run of SRTP packets, packet `i` arriving at `times[i]` (the last time for any packet
+    /// without one), decrypted in place across the rayon pool; outcome `i` belongs to packet
+    /// `i` (each accepted packet is cut to its RTP).
+    pub fn on_media_batch(&mut self, times: &[Duration], pkts: &mut [BytesMut]) -> Vec<Outcome> {
+        let last = times.last().copied().unwrap_or_default();
+        self.seen(times.first().copied().unwrap_or(last));
+        self.expire(times.first().copied().unwrap_or(last));
         let results = self.srtp.unprotect_batch(pkts);
+        let keyed = !self.keyed.is_empty();
         results
             .into_iter()
             .zip(pkts.iter())
-            .map(|(r, p)| self.settle(now, r.map(|()| p.len())))
+            .enumerate()
+            .map(|(i, (r, p))| {
+                let at = times.get(i).copied().unwrap_or(last);
+                match r {
+                    Err(UnprotectError::UnknownMki) => self.hold(at, p.clone()),
+                    r => self.settle(at, r.map(|()| p.len()), keyed),
+                }
+            })
             .collect()
     }
 
-    fn settle(&mut self, now: Duration, r: Result<usize, UnprotectError>) -> Outcome {
+    /// Counts every packet still held (the end of a run).
+    pub fn finish(&mut self) {
+        self.expire(Duration::MAX);
+    }
+
+    fn hold(&mut self, at: Duration, pkt: BytesMut) -> Outcome {
+        if self.held.len() >= HOLD_MAX
+            && let Some(h) = self.held.pop_front()
+        {
+            self.count_unkeyed(h.keyed);
+        }
+        let keyed = !self.keyed.is_empty();
+        self.held.push_back(HeldPacket { at, keyed, pkt });
+        Outcome::Held
+    }
+
+    /// Counts and drops the packets held longer than [`HOLD`] at `now`.
+    fn expire(&mut self, now: Duration) {
+        while let Some(h) = self.held.front() {
+            if now.saturating_sub(h.at) <= HOLD {
+                break;
+            }
+            let keyed = h.keyed;
+            self.held.pop_front();
+            self.count_unkeyed(keyed);
+        }
+    }
+
+    fn count_unkeyed(&mut self, keyed: bool) {
+        if keyed {
+            self.counters.unknown_mki += 1;
+        } else {
+            self.counters.waiting_for_key += 1;
+        }
+    }
+
+    fn settle(&mut self, at: Duration, r: Result<usize, UnprotectError>, keyed: bool) -> Outcome {
         let c = &mut self.counters;
         match r {
             Ok(len) => {
                 c.packets_ok += 1;
                 c.bytes_ok += len as u64;
                 if c.first_packet_ms.is_none() {
-                    let from = self.first_seen.unwrap_or(now);
-                    c.first_packet_ms = Some(now.saturating_sub(from).as_secs_f64() * 1e3);
+                    let from = self.first_seen.unwrap_or(at);
+                    c.first_packet_ms = Some(at.saturating_sub(from).as_secs_f64() * 1e3);
                 }
                 return Outcome::Ok(len);
             }
             Err(UnprotectError::AuthFailed) => c.auth_failed += 1,
             Err(UnprotectError::Replayed) => c.replayed += 1,
-            Err(UnprotectError::UnknownMki) if self.keyed.is_empty() => c.waiting_for_key += 1,
+            Err(UnprotectError::UnknownMki) if !keyed => c.waiting_for_key += 1,
             Err(UnprotectError::UnknownMki) => c.unknown_mki += 1,
             Err(UnprotectError::RocNotSynchronized) => c.roc_not_synchronized += 1,
             Err(UnprotectError::TooShort) => bump(&mut c.malformed, "too_short"),
@@ -365,10 +479,14 @@ mod tests {
         let mut r = rx(vec![msk(1, 0x11)]);
         let t = Duration::ZERO;
         let early = h.mtk(1);
+        // A packet read before its MTK message (two sockets, either order) is held, then
+        // decrypted when the message comes.
         let mut before = h.packet();
-        assert_eq!(r.on_media(t, &mut before), Outcome::Refused);
-        assert_eq!(r.counters.waiting_for_key, 1);
-        r.on_mikey(t, &early);
+        assert_eq!(r.on_media(t, &mut before), Outcome::Held);
+        let released = r.on_mikey(t, &early);
+        assert_eq!(released.len(), 1);
+        assert_eq!(r.counters.packets_ok, 1);
+        assert_eq!(r.counters.waiting_for_key, 0);
         let mut ok = h.packet();
         let copy = ok.clone();
         assert!(matches!(r.on_media(t, &mut ok), Outcome::Ok(_)));
@@ -387,17 +505,20 @@ mod tests {
         r.on_mikey(t, &early);
         assert_eq!((r.counters.mtk_accepted, r.counters.mtk_repeated), (1, 1));
         assert_eq!(r.counters.mtk_rejected.get("replayed"), Some(&1));
-        // An MTK the receiver never got: unknown MKI, not an auth failure.
+        // An MTK the receiver never got: held, then unknown MKI once the hold expires, not an
+        // auth failure.
         let _unseen = h.mtk(2);
         let mut p = h.packet();
-        assert_eq!(r.on_media(t, &mut p), Outcome::Refused);
+        assert_eq!(r.on_media(t, &mut p), Outcome::Held);
+        assert_eq!(r.counters.unknown_mki, 0);
+        r.on_mikey(t + HOLD + Duration::from_millis(1), b"");
         assert_eq!(r.counters.unknown_mki, 1);
         r.on_mikey(t, b"not mikey at all");
-        assert_eq!(r.counters.mtk_rejected.get("undecodable"), Some(&1));
+        assert_eq!(r.counters.mtk_rejected.get("undecodable"), Some(&2));
         let mut short = BytesMut::from(&b"tiny"[..]);
         assert_eq!(r.on_media(t, &mut short), Outcome::Refused);
         assert_eq!(r.counters.malformed.values().sum::<u64>(), 1);
-        assert_eq!(r.counters.packets_ok, 1);
+        assert_eq!(r.counters.packets_ok, 2);
         assert!(r.counters.failed());
     }
 
@@ -441,7 +562,8 @@ mod tests {
             let mut p = p;
             one.on_media(Duration::ZERO, &mut p);
         }
-        many.on_media_batch(Duration::ZERO, &mut batch);
+        let times = vec![Duration::ZERO; batch.len()];
+        many.on_media_batch(&times, &mut batch);
         assert_eq!(one.counters, many.counters);
         assert_eq!(
             (
@@ -501,5 +623,22 @@ mod tests {
             assert_eq!(r.on_media(Duration::ZERO, &mut p), Outcome::Refused);
         }
         assert_eq!(r.counters.auth_failed, 4);
+    }
+
+    /// Packets of a batch that came before their MTK message are held like single ones: the
+    /// message releases those younger than HOLD, the older ones count as waiting.
+    #[test]
+    fn batch_packets_are_held_until_their_key() {
+        let mut h = Head::new(msk(1, 0x11));
+        let msg = h.mtk(1);
+        let mut batch: Vec<BytesMut> = (0..10).map(|_| h.packet()).collect();
+        let times: Vec<Duration> = (0..10).map(|i| Duration::from_millis(i * 10)).collect();
+        let mut r = rx(vec![msk(1, 0x11)]);
+        let outcomes = r.on_media_batch(&times, &mut batch);
+        assert!(outcomes.iter().all(|o| *o == Outcome::Held), "{outcomes:?}");
+        // At 100 ms, packets from 50 ms on are younger than HOLD: 5 of them.
+        let released = r.on_mikey(Duration::from_millis(100), &msg);
+        assert_eq!(released.len(), 5);
+        assert_eq!((r.counters.packets_ok, r.counters.waiting_for_key), (5, 5));
     }
 }

@@ -185,9 +185,6 @@ fn listen_receives_the_senders_stream_on_loopback() {
 /// sent, `--strict` passes, and the decrypted RTP equals the input packet for packet. With an
 /// MTK every 0.1 s (19 switches in 2 s) the race in `listen` loses packets nearly every run.
 #[test]
-#[ignore = "bug: cli.rs listen() reads the media and MIKEY sockets on separate threads merged \
-            through one channel, so the packet sent right after an MTK message can be handled \
-            before it: counted unknown_mki (waiting_for_key for the first MTK)"]
 fn listen_loses_no_packet_at_mtk_switches() {
     let bearer = Bearer::new(Ipv4Addr::new(239, 255, 93, 2), 33_014, 33_016);
     let e = e2e(bearer, "0.1");

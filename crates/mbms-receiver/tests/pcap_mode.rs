@@ -477,8 +477,6 @@ fn sequence_number_wrap_is_followed() {
 /// `--rtp-out` of a capture keeps each packet's capture timestamp (as `listen` writes the
 /// arrival time), so that the decrypted capture lines up with the original.
 #[test]
-#[ignore = "bug: cli.rs pcap() writes --rtp-out records with `now` (the offset from the first \
-            datagram, so dated 1970-01-01) instead of the packet's capture timestamp p.ts"]
 fn rtp_out_keeps_the_capture_timestamps() {
     let dir = common::tempdir();
     let d = dir.path();
@@ -507,10 +505,6 @@ fn rtp_out_keeps_the_capture_timestamps() {
 /// as two `mbms-send` runs with only `--port` different put them: each service must get the
 /// MTK messages of its own MSK.
 #[test]
-#[ignore = "bug: cli.rs pcap() gives each datagram to the first service whose group and port \
-            match, so every MTK message on a shared MIKEY port goes to the first service (the \
-            second one's are rejected there as unknown_msk, and the second service never keys); \
-            listen() hands each a copy, so each service rejects the other's (unknown_msk)"]
 fn services_sharing_a_mikey_port_each_get_their_keys() {
     let dir = common::tempdir();
     let d = dir.path();

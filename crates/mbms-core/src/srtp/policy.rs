@@ -191,6 +191,18 @@ pub enum PolicyError {
 }
 
 impl SrtpPolicy {
+    /// The MKI of the SRTP packet `pkt` under this policy (found as the receiver finds it: before
+    /// the tag, whose length may depend on the sequence number), or `None` if `pkt` is too short
+    /// to hold one. Nothing is verified.
+    pub fn mki_of<'a>(&self, pkt: &'a [u8]) -> Option<&'a [u8]> {
+        let hdr = super::rtp::RtpHeader::parse(pkt).ok()?;
+        let end = pkt
+            .len()
+            .checked_sub(self.srtp_auth.tag_len(hdr.seq) + self.mki_len)
+            .filter(|e| *e >= hdr.len)?;
+        pkt.get(end..end + self.mki_len)
+    }
+
     /// AES_CM_128_HMAC_SHA1_80 with the 6-byte MBMS MKI: the default of this profile.
     pub const fn aes_cm_128_hmac_sha1_80() -> Self {
         Self {

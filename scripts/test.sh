@@ -30,8 +30,9 @@ demo_dir="$(mktemp -d)"
 (cd "$demo_dir" && cargo run --quiet --locked --manifest-path "$OLDPWD/Cargo.toml" -p mbms-sender -- demo --duration 1 >/dev/null)
 rm -rf "$demo_dir"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
-echo "== sender bench script runs (one short round)"
+echo "== sender and receiver bench scripts run (one short round each)"
 SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
+SECONDS_ONLY=1 scripts/bench-receiver.sh >/dev/null
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -286,12 +286,17 @@ fn progress_on(mode: &str) -> Result<bool, RecvError> {
     }
 }
 
-fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
-    let mut services = specs(&a.services)?
+/// The receiving state of every service the arguments name.
+fn receivers(a: &ServiceArgs) -> Result<Vec<ServiceRx>, RecvError> {
+    specs(a)?
         .into_iter()
         .map(ServiceRx::new)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+        .map_err(err)
+}
+
+fn pcap(a: &PcapArgs) -> Result<bool, RecvError> {
+    let mut services = receivers(&a.services)?;
     let progress = progress_on(&a.common.progress)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads.max(1))
@@ -514,11 +519,7 @@ fn join(spec: &ServiceSpec, port: u16, iface: Option<&str>) -> Result<UdpSocket,
 }
 
 fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
-    let mut services = specs(&a.services)?
-        .into_iter()
-        .map(ServiceRx::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+    let mut services = receivers(&a.services)?;
     let progress = progress_on(&a.common.progress)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -518,6 +518,39 @@ fn join(spec: &ServiceSpec, port: u16, iface: Option<&str>) -> Result<UdpSocket,
     Ok(sock)
 }
 
+/// One read: the bytes, the datagram size they are made of (GRO; all of them when not
+/// coalesced) and the source; `None` on a timeout or a signal (an error ends the thread's
+/// datagrams the same way: the socket is the run's).
+fn recv_run(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, usize, SocketAddr)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut cmsg = nix::cmsg_space!(i32);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let m = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .ok()?;
+    let n = m.bytes;
+    let mut seg = n;
+    for c in m.cmsgs().ok()? {
+        if let ControlMessageOwned::UdpGroSegments(s) = c {
+            seg = usize::try_from(s).unwrap_or(n);
+        }
+    }
+    let src = m.address.and_then(|a| {
+        if let Some(v4) = a.as_sockaddr_in() {
+            Some(SocketAddr::from((v4.ip(), v4.port())))
+        } else {
+            a.as_sockaddr_in6()
+                .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+        }
+    })?;
+    Some((n, seg, src))
+}
+
 fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
     let mut services = receivers(&a.services)?;
     let progress = progress_on(&a.common.progress)?;
@@ -533,31 +566,34 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
             let sock = join(s.spec(), port, a.interface.as_deref())?;
             let (tx, stop) = (tx.clone(), stop.clone());
             let dst = SocketAddr::new(s.spec().group, port);
+            // UDP GRO on the SRTP socket: the kernel hands over runs of datagrams of one
+            // size in one read (split again here), which keeps up with a sender at line rate.
+            if media {
+                let _ = nix::sys::socket::setsockopt(
+                    &sock,
+                    nix::sys::socket::sockopt::UdpGroSegment,
+                    &true,
+                );
+            }
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65_536];
                 while !stop.load(Ordering::Relaxed) {
-                    match sock.recv_from(&mut buf) {
-                        Ok((n, src)) => {
-                            let a = Arrival {
-                                now: started.elapsed(),
-                                service: i,
-                                media,
-                                src,
-                                dst,
-                                data: BytesMut::from(&buf[..n]),
-                            };
-                            if tx.send(a).is_err() {
-                                return;
-                            }
+                    let Some((n, seg, src)) = recv_run(&sock, &mut buf) else {
+                        continue;
+                    };
+                    let now = started.elapsed();
+                    for d in buf[..n].chunks(seg.max(1)) {
+                        let a = Arrival {
+                            now,
+                            service: i,
+                            media,
+                            src,
+                            dst,
+                            data: BytesMut::from(d),
+                        };
+                        if tx.send(a).is_err() {
+                            return;
                         }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock
-                                    | std::io::ErrorKind::TimedOut
-                                    | std::io::ErrorKind::Interrupted
-                            ) => {}
-                        Err(_) => return,
                     }
                 }
             }));

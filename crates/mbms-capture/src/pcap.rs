@@ -103,6 +103,13 @@ impl SkipCounts {
         Skip::ALL.into_iter().zip(self.counts.iter().copied())
     }
 
+    /// Adds every count of `other` (e.g. an earlier pass over the same file).
+    pub fn add_all(&mut self, other: &SkipCounts) {
+        for (c, o) in self.counts.iter_mut().zip(other.counts) {
+            *c += o;
+        }
+    }
+
     fn add(&mut self, reason: Skip) {
         if let Some(count) = self.counts.get_mut(reason.index()) {
             *count += 1;

@@ -829,6 +829,20 @@ impl From<OpenedMskMessage> for MskKey {
     }
 }
 
+impl From<&crate::keyfile::MskFile> for MskKey {
+    /// The MSK of a key file (no SRTP policy: a key file carries none).
+    fn from(m: &crate::keyfile::MskFile) -> Self {
+        Self {
+            key_domain_id: m.key_domain_id,
+            msk_id: m.msk_id,
+            msk: m.msk.clone(),
+            validity: m.validity,
+            rand: m.rand.map(|r| r.to_vec()),
+            policy: None,
+        }
+    }
+}
+
 /// An MTK message that opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedMtk {

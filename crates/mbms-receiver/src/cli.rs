@@ -582,14 +582,17 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
                         continue;
                     };
                     let now = started.elapsed();
-                    for d in buf[..n].chunks(seg.max(1)) {
+                    // One allocation per read, cut into its datagrams.
+                    let mut run = BytesMut::from(&buf[..n]);
+                    while !run.is_empty() {
+                        let d = run.split_to(seg.max(1).min(run.len()));
                         let a = Arrival {
                             now,
                             service: i,
                             media,
                             src,
                             dst,
-                            data: BytesMut::from(d),
+                            data: d,
                         };
                         if tx.send(a).is_err() {
                             return;

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mbms_core::keyfile::MskFile;
-use mbms_core::mbms::{MessageIds, MskKey, MtkOpener, ReplayCounter, mki};
-use mbms_core::mikey::SecurityPolicy;
+use mbms_core::mbms::{MessageIds, MtkOpener, ReplayCounter, mki};
 use mbms_core::srtp::{SrtpPolicy, SrtpReceiver, UnprotectError};
 use mbms_core::{MbmsError, MskId};
 
@@ -153,27 +152,12 @@ impl ServiceRx {
     /// A receiver for `spec`; the SRTP policy is the default one of MSKs from key files
     /// (docs/profile.md), with RCC mode 2 when `spec.rcc` says so.
     pub fn new(spec: ServiceSpec) -> Result<Self, String> {
-        let sp = match spec.rcc {
-            None => SecurityPolicy::srtp_default(1),
-            Some(0) => return Err("rcc 0: at least 1".into()),
-            Some(r) => SecurityPolicy::srtp_rcc_mode2(1, r),
-        };
-        let policy = SrtpPolicy::from_mikey(&sp).map_err(|e| format!("SRTP policy: {e}"))?;
+        let policy = SrtpPolicy::without_sp(spec.rcc).map_err(|e| format!("SRTP policy: {e}"))?;
         let srtp = SrtpReceiver::try_new(policy).map_err(|e| format!("SRTP policy: {e}"))?;
         let openers = spec
             .msks
             .iter()
-            .map(|m| {
-                let key = MskKey {
-                    key_domain_id: m.key_domain_id,
-                    msk_id: m.msk_id,
-                    msk: m.msk.clone(),
-                    validity: m.validity,
-                    rand: m.rand.map(|r| r.to_vec()),
-                    policy: None,
-                };
-                (m.msk_id, MtkOpener::new(key, ReplayCounter::default()))
-            })
+            .map(|m| (m.msk_id, MtkOpener::new(m.into(), ReplayCounter::default())))
             .collect();
         let counters = Counters {
             name: spec.name.clone(),
@@ -292,7 +276,7 @@ impl ServiceRx {
 
     /// A run of SRTP packets, packet `i` arriving at `times[i]` (the last time for any packet
     /// without one), decrypted in place across the rayon pool; outcome `i` belongs to packet
-    /// `i` (each accepted packet is cut to its RTP).
+    /// `i` (each accepted packet is cut to its RTP, each [`Outcome::Held`] one taken).
     pub fn on_media_batch(&mut self, times: &[Duration], pkts: &mut [BytesMut]) -> Vec<Outcome> {
         let last = times.last().copied().unwrap_or_default();
         self.seen(times.first().copied().unwrap_or(last));
@@ -301,12 +285,13 @@ impl ServiceRx {
         let keyed = !self.keyed.is_empty();
         results
             .into_iter()
-            .zip(pkts.iter())
+            .zip(pkts.iter_mut())
             .enumerate()
             .map(|(i, (r, p))| {
                 let at = times.get(i).copied().unwrap_or(last);
                 match r {
-                    Err(UnprotectError::UnknownMki) => self.hold(at, p.clone()),
+                    // The hold takes the packet itself (the caller keeps an empty buffer).
+                    Err(UnprotectError::UnknownMki) => self.hold(at, std::mem::take(p)),
                     r => self.settle(at, r.map(|()| p.len()), keyed),
                 }
             })
@@ -381,6 +366,7 @@ mod tests {
 
     use super::*;
     use mbms_core::mbms::{MtkParams, MtkSealer};
+    use mbms_core::mikey::SecurityPolicy;
     use mbms_core::srtp::SrtpSender;
     use mbms_core::{CsbId, KeyDomainId, Msk, MtkId, MtkIdInterval, MtkSalt, Profile};
 

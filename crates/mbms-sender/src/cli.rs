@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mbms_core::keyfile::MskFile;
-use mbms_core::mikey::SecurityPolicy;
 use mbms_core::srtp::{SrtpPolicy, SrtpSender};
 use mbms_core::{CsbId, KeyDomainId, Msk, MskId, MtkId, MtkIdInterval, Profile};
 use mbms_keystore::KeyStore;
@@ -584,16 +583,6 @@ fn demo_cmd(a: DemoArgs) -> Result<(), SendError> {
     Ok(())
 }
 
-/// The SRTP policy: the default one (docs/profile.md), or with RFC 4771 RCC mode 2.
-fn srtp_policy(rcc: Option<u16>) -> Result<SrtpPolicy, SendError> {
-    let sp = match rcc {
-        None => SecurityPolicy::srtp_default(1),
-        Some(0) => return Err(SendError::Config("--rcc 0: at least 1".into())),
-        Some(r) => SecurityPolicy::srtp_rcc_mode2(1, r),
-    };
-    SrtpPolicy::from_mikey(&sp).map_err(|e| SendError::Config(format!("SRTP policy: {e}")))
-}
-
 /// `v` if it is a finite number of at least `min`.
 fn at_least(what: &str, v: f64, min: f64) -> Result<f64, SendError> {
     if v.is_finite() && v >= min {
@@ -635,7 +624,8 @@ fn run_service(
         ProtectionArg::Srtp => Protection::Srtp,
         ProtectionArg::None => Protection::Off,
     };
-    let policy = srtp_policy(o.rcc)?;
+    let policy = SrtpPolicy::without_sp(o.rcc)
+        .map_err(|e| SendError::Config(format!("SRTP policy (--rcc): {e}")))?;
     let srtp =
         SrtpSender::try_new(policy).map_err(|e| SendError::Config(format!("SRTP policy: {e}")))?;
     let headroom = srtp.max_overhead();

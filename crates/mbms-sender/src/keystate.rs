@@ -89,12 +89,18 @@ pub enum Due {
     Repeat,
 }
 
+/// The MTK in use, with what is known of it in this run.
 struct Current {
     id: MtkId,
+    /// The key and salt, for repeats of its message.
+    mtk: Mtk,
+    salt: MtkSalt,
     since: Duration,
     /// When its message was last sent (`None`: not yet in this run).
     announced: Option<Duration>,
     packets: u64,
+    /// Reserved SRTP index high-water mark per SSRC under this MTK.
+    reserved: HashMap<u32, u64>,
 }
 
 /// The MTKs of one service under one MSK.
@@ -109,10 +115,6 @@ pub struct KeyState {
     ids: Option<RangeInclusive<u16>>,
     counters: Option<RangeInclusive<u32>>,
     current: Option<Current>,
-    /// The current MTK and salt, for repeats.
-    last_key: Option<(Mtk, MtkSalt)>,
-    /// Reserved SRTP index high-water mark per SSRC under the current MTK.
-    reserved: HashMap<u32, u64>,
     /// MTK messages sealed (for the stats).
     pub messages: u64,
     /// MTK switches.
@@ -181,8 +183,6 @@ impl KeyState {
             ids: None,
             counters: None,
             current: None,
-            last_key: None,
-            reserved: HashMap::new(),
             messages: 0,
             rotations: 0,
         })
@@ -210,15 +210,7 @@ impl KeyState {
         let Some((id, message)) = self.store.current_mtk(kd, msk_id)? else {
             return Ok(None);
         };
-        let key = MskKey {
-            key_domain_id: kd,
-            msk_id,
-            msk: self.msk.msk.clone(),
-            validity: self.msk.validity,
-            rand: None,
-            policy: None,
-        };
-        let opened = MtkOpener::new(key, ReplayCounter::default())
+        let opened = MtkOpener::new(MskKey::from(&self.msk), ReplayCounter::default())
             .open(&message)
             .map_err(|e| SendError::StoredMtk(e.to_string()))?;
         if opened.mtk_id != id {
@@ -231,18 +223,23 @@ impl KeyState {
             .salt
             .ok_or_else(|| SendError::StoredMtk("message without an SRTP salt".into()))?;
         srtp.set_key(&mki(msk_id, id), &opened.mtk, &salt);
-        self.reserved.clear();
-        for (ssrc, hw) in self.store.srtp_reservations(kd, msk_id, id)? {
+        let reserved: HashMap<u32, u64> = self
+            .store
+            .srtp_reservations(kd, msk_id, id)?
+            .into_iter()
+            .collect();
+        for (&ssrc, &hw) in &reserved {
             srtp.resume_stream(ssrc, hw);
-            self.reserved.insert(ssrc, hw);
         }
         self.current = Some(Current {
             id,
+            mtk: opened.mtk,
+            salt,
             since: now,
             announced: None,
             packets: 0,
+            reserved,
         });
-        self.last_key = Some((opened.mtk, salt));
         Ok(Some(id))
     }
 
@@ -368,40 +365,38 @@ impl KeyState {
         self.store
             .set_current_mtk(self.msk.key_domain_id, self.msk.msk_id, id, out)?;
         srtp.set_key(&mki(self.msk.msk_id, id), &mtk, &salt);
-        self.reserved.clear();
         self.current = Some(Current {
             id,
+            mtk,
+            salt,
             since: now,
             announced: Some(now),
             packets: 0,
+            reserved: HashMap::new(),
         });
         self.rotations += 1;
-        self.last_key = Some((mtk, salt));
         Ok(id)
     }
 
     /// Seals the current MTK again (a new counter) into `out`, for late joiners.
     pub fn repeat(&mut self, now: Duration, out: &mut Vec<u8>) -> Result<(), SendError> {
-        let (Some(c), Some((mtk, salt))) = (&self.current, self.last_key.take()) else {
+        let Some(mut c) = self.current.take() else {
             return Ok(());
         };
-        let id = c.id;
-        let r = self.seal(id, &mtk, &salt, out);
-        self.last_key = Some((mtk, salt));
-        if let Some(c) = &mut self.current {
-            c.announced = Some(now);
-        }
+        let r = self.seal(c.id, &c.mtk, &c.salt, out);
+        c.announced = Some(now);
+        self.current = Some(c);
         r
     }
 
     /// Reserves (committed) SRTP indexes so that every index `srtp` has assigned to the SSRCs
     /// in `ssrcs` is covered: call before handing their packets to the socket.
     pub fn cover_indexes(&mut self, srtp: &SrtpSender, ssrcs: &[u32]) -> Result<(), SendError> {
-        let Some(c) = &self.current else {
+        let Some(c) = &mut self.current else {
             return Ok(());
         };
         let needs = |ssrc: &u32| match srtp.last_index(*ssrc) {
-            Some(last) => self.reserved.get(ssrc).is_none_or(|&hw| hw < last),
+            Some(last) => c.reserved.get(ssrc).is_none_or(|&hw| hw < last),
             None => false,
         };
         if !ssrcs.iter().any(needs) {
@@ -422,7 +417,7 @@ impl KeyState {
         }
         self.store
             .reserve_srtp_indexes(self.msk.key_domain_id, self.msk.msk_id, c.id, &want)?;
-        self.reserved.extend(want);
+        c.reserved.extend(want);
         Ok(())
     }
 }

@@ -57,8 +57,8 @@ impl Source for generator::Generator {
     }
 }
 
-/// What a run did: the final JSON line.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+/// What a run did (the final JSON line is made of it: `cli::print_stats`).
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     /// Media datagrams sent.
     pub packets: u64,
@@ -77,14 +77,9 @@ pub struct Stats {
     /// GSO sends made.
     pub gso_sends: u64,
     /// Wall time of the run.
-    #[serde(serialize_with = "secs")]
     pub elapsed: Duration,
     /// Whether SIGINT/SIGTERM ended the run.
     pub interrupted: bool,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 /// Why a run failed.
@@ -160,7 +155,8 @@ pub struct PcapFileSource {
     memory: Option<bytes::Bytes>,
     first: Option<Duration>,
     last_at: Duration,
-    earlier_skips: Vec<(String, u64)>,
+    /// Skips of the passes before the current one.
+    earlier_skips: mbms_capture::pcap::SkipCounts,
 }
 
 impl PcapFileSource {
@@ -202,7 +198,7 @@ impl PcapFileSource {
             inner,
             first: None,
             last_at: Duration::ZERO,
-            earlier_skips: Vec::new(),
+            earlier_skips: mbms_capture::pcap::SkipCounts::default(),
         })
     }
 }
@@ -236,7 +232,7 @@ impl Source for PcapFileSource {
     }
 
     fn rewind(&mut self) -> Result<(), SendError> {
-        self.earlier_skips = self.skipped();
+        self.earlier_skips.add_all(self.inner.skipped());
         self.inner = match &self.memory {
             Some(b) => mbms_capture::pcap::PcapSource::from_bytes(
                 &self.path,
@@ -260,22 +256,7 @@ impl Source for PcapFileSource {
 
     fn skipped(&self) -> Vec<(String, u64)> {
         let mut all = self.earlier_skips.clone();
-        for (k, v) in self.inner.skipped().iter() {
-            let k = k.to_string();
-            match all.iter_mut().find(|(n, _)| *n == k) {
-                Some((_, n)) => *n = v + self.earlier_count(&k),
-                None => all.push((k, v)),
-            }
-        }
-        all
-    }
-}
-
-impl PcapFileSource {
-    fn earlier_count(&self, k: &str) -> u64 {
-        self.earlier_skips
-            .iter()
-            .find(|(n, _)| n == k)
-            .map_or(0, |(_, v)| *v)
+        all.add_all(self.inner.skipped());
+        all.iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 }

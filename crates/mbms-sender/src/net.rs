@@ -136,20 +136,13 @@ impl Bearer {
                     .map_err(sock_err("setting the multicast hop limit"))?;
                 s.set_multicast_loop_v6(o.loopback)
                     .map_err(sock_err("setting multicast loopback"))?;
-                if let Some(Interface::Index(i)) = iface {
-                    s.set_multicast_if_v6(i)
-                        .map_err(sock_err("setting the multicast interface"))?;
-                }
             } else {
                 s.set_multicast_ttl_v4(o.ttl)
                     .map_err(sock_err("setting the multicast TTL"))?;
                 s.set_multicast_loop_v4(o.loopback)
                     .map_err(sock_err("setting multicast loopback"))?;
-                if let Some(Interface::V4(a)) = iface {
-                    s.set_multicast_if_v4(&a)
-                        .map_err(sock_err("setting the multicast interface"))?;
-                }
             }
+            set_interface(&s, iface.as_ref())?;
         }
         if o.send_buffer > 0 {
             // Best effort: the kernel caps it at net.core.wmem_max.
@@ -240,6 +233,16 @@ impl Bearer {
     }
 }
 
+/// The outgoing interface of multicast sends (resolved for the socket's family).
+fn set_interface(s: &Socket, iface: Option<&Interface>) -> Result<(), NetError> {
+    match iface {
+        Some(Interface::V4(a)) => s.set_multicast_if_v4(a),
+        Some(Interface::Index(i)) => s.set_multicast_if_v6(*i),
+        None => Ok(()),
+    }
+    .map_err(sock_err("setting the multicast interface"))
+}
+
 fn route_probe(
     o: &BearerOptions,
     iface: Option<&Interface>,
@@ -248,15 +251,7 @@ fn route_probe(
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let p = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
         .map_err(sock_err("creating the route probe socket"))?;
-    match iface {
-        Some(Interface::V4(a)) if !v6 => p
-            .set_multicast_if_v4(a)
-            .map_err(sock_err("setting the multicast interface"))?,
-        Some(Interface::Index(i)) if v6 => p
-            .set_multicast_if_v6(*i)
-            .map_err(sock_err("setting the multicast interface"))?,
-        _ => {}
-    }
+    set_interface(&p, iface)?;
     let target = SocketAddr::new(o.group, 9);
     p.connect(&target.into())
         .map_err(|source| NetError::NoRoute {

@@ -307,33 +307,60 @@ fn read_loop(
 /// pass, so that sequence numbers (and SRTP indexes) go on rising.
 #[derive(Default)]
 struct SeqMap {
-    /// Per SSRC: the offset of this pass, once fixed.
-    offsets: std::collections::HashMap<u32, u16>,
-    /// Per SSRC: the last sequence number sent, across passes.
-    last: std::collections::HashMap<u32, u16>,
+    /// Per SSRC: the last sequence number sent (across passes), and the offset of the pass
+    /// it was fixed in.
+    streams: std::collections::HashMap<u32, SeqStream>,
+    /// The current pass of the source.
+    pass: u64,
+}
+
+struct SeqStream {
+    last: u16,
+    offset: u16,
+    pass: u64,
 }
 
 impl SeqMap {
     /// Starts a new pass of the source.
     fn new_pass(&mut self) {
-        self.offsets.clear();
+        self.pass += 1;
     }
 
-    /// `resumed`: the last SRTP index of the stream in the SRTP context, if any.
-    fn map(&mut self, resumed: Option<u64>, p: &mut MediaPacket) {
-        let last = self.last.get(&p.ssrc).copied();
-        let off = *self.offsets.entry(p.ssrc).or_insert_with(|| {
-            // The low 16 bits of an index are the sequence number.
-            #[allow(clippy::cast_possible_truncation)]
-            let before = resumed.map(|i| i as u16).or(last);
-            before.map_or(0, |b| b.wrapping_add(1).wrapping_sub(p.seq))
-        });
-        if off != 0 {
-            let seq = p.seq.wrapping_add(off);
-            p.seq = seq;
-            p.data[2..4].copy_from_slice(&seq.to_be_bytes());
+    /// `resumed`, asked only at a stream's first packet of a pass: the last SRTP index of the
+    /// stream in the SRTP context, if any.
+    fn map(&mut self, resumed: impl FnOnce(u32) -> Option<u64>, p: &mut MediaPacket) {
+        let pass = self.pass;
+        // The offset that makes `seq` follow `before`.
+        let follow = |before: Option<u16>, seq: u16| {
+            before.map_or(0, |b: u16| b.wrapping_add(1).wrapping_sub(seq))
+        };
+        // The low 16 bits of an index are the sequence number.
+        #[allow(clippy::cast_possible_truncation)]
+        let low = |i: u64| i as u16;
+        let s = match self.streams.entry(p.ssrc) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let s = e.into_mut();
+                if s.pass != pass {
+                    let before = resumed(p.ssrc).map(low).or(Some(s.last));
+                    s.offset = follow(before, p.seq);
+                    s.pass = pass;
+                }
+                s
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let offset = follow(resumed(p.ssrc).map(low), p.seq);
+                e.insert(SeqStream {
+                    last: 0,
+                    offset,
+                    pass,
+                })
+            }
+        };
+        if s.offset != 0 {
+            p.seq = p.seq.wrapping_add(s.offset);
+            p.data[2..4].copy_from_slice(&p.seq.to_be_bytes());
         }
-        self.last.insert(p.ssrc, p.seq);
+        s.last = p.seq;
     }
 }
 
@@ -377,12 +404,13 @@ impl Stage<'_> {
         }
     }
 
-    /// The clock MTK rotation runs on.
-    fn clock(&self, at: Option<Duration>, media: Duration) -> Duration {
+    /// The clock MTK rotation runs on: the schedule, or media time (deterministic), or
+    /// `wall`, the time since the start read once for the batch (unpaced runs).
+    fn clock(&self, at: Option<Duration>, media: Duration, wall: Duration) -> Duration {
         match at {
             Some(t) => t,
             None if self.cfg.deterministic => media,
-            None => self.start.elapsed(),
+            None => wall,
         }
     }
 
@@ -399,11 +427,12 @@ impl Stage<'_> {
                     self.seq.new_pass();
                 }
                 Input::Batch(pkts) => {
+                    let wall = self.start.elapsed();
                     for mut p in pkts {
                         let at = self.schedule(p.at, &mut bytes, packets);
                         packets += 1;
                         bytes += p.data.len() as u64;
-                        let now = self.clock(at, p.at);
+                        let now = self.clock(at, p.at, wall);
                         let d = self.keys.as_deref().map(|k| k.due(now));
                         if let Some(d) = d {
                             if d != Due::Nothing {
@@ -429,12 +458,11 @@ impl Stage<'_> {
                             }
                             keys.count_packets(1);
                         }
-                        let resumed = self
-                            .keys
-                            .is_some()
-                            .then(|| self.srtp.last_index(p.ssrc))
-                            .flatten();
-                        self.seq.map(resumed, &mut p);
+                        let (srtp, keyed) = (&*self.srtp, self.keys.is_some());
+                        self.seq.map(
+                            |ssrc| keyed.then(|| srtp.last_index(ssrc)).flatten(),
+                            &mut p,
+                        );
                         self.pending_at.push(at);
                         self.pending.push(p);
                     }
@@ -451,8 +479,10 @@ impl Stage<'_> {
         if self.pending.is_empty() {
             return self.send_out();
         }
-        let mut pkts = std::mem::take(&mut self.pending);
-        let at = std::mem::take(&mut self.pending_at);
+        // The next batch's vectors start at this one's size: no regrowth per packet.
+        let n = self.pending.len();
+        let mut pkts = std::mem::replace(&mut self.pending, Vec::with_capacity(n));
+        let at = std::mem::replace(&mut self.pending_at, Vec::with_capacity(n));
         let sched = |i: usize| at.get(i).copied().flatten();
         if self.keys.is_some() && self.cfg.protection == Protection::Srtp {
             let mut datas: Vec<BytesMut> = pkts

@@ -82,21 +82,17 @@ pub fn parse_vectors(text: &str) -> VectorFile {
     VectorFile { source, records }
 }
 
-/// Writes UDP datagrams into a classic pcap (Ethernet, IPv4) readable by tshark.
+/// Writes UDP datagrams into a classic pcap (Ethernet, IPv4) readable by tshark: the
+/// head-end's own pcap writer (`mbms_capture::pcapout`) behind the address tuples the tests use.
 pub struct UdpPcapWriter<W: std::io::Write> {
-    inner: pcap_file::pcap::PcapWriter<W>,
-    ip_id: u16,
+    inner: mbms_capture::pcapout::PcapOut<W>,
 }
 
 impl<W: std::io::Write> UdpPcapWriter<W> {
-    /// Starts a pcap with the Ethernet link type.
+    /// Starts a pcap with the Ethernet link type (IP TTL 64).
     pub fn new(w: W) -> Self {
-        let header = pcap_file::pcap::PcapHeader {
-            datalink: pcap_file::DataLink::ETHERNET,
-            ..Default::default()
-        };
-        let inner = pcap_file::pcap::PcapWriter::with_header(w, header).expect("pcap header");
-        Self { inner, ip_id: 0 }
+        let inner = mbms_capture::pcapout::PcapOut::new(w, 64).expect("pcap header");
+        Self { inner }
     }
 
     /// Appends one datagram from `src` to `dst` (address, port) at time `ts`.
@@ -107,71 +103,72 @@ impl<W: std::io::Write> UdpPcapWriter<W> {
         dst: ([u8; 4], u16),
         payload: &[u8],
     ) {
-        let frame = udp_ipv4_frame(self.ip_id, src, dst, payload);
-        self.ip_id = self.ip_id.wrapping_add(1);
-        let pkt = pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, &frame);
-        self.inner.write_packet(&pkt).expect("pcap write");
+        let addr = |(ip, port): ([u8; 4], u16)| std::net::SocketAddr::from((ip, port));
+        self.inner
+            .write(ts, addr(src), addr(dst), payload)
+            .expect("pcap write");
     }
 }
 
-/// An Ethernet II + IPv4 + UDP frame with correct lengths and checksums.
-pub fn udp_ipv4_frame(
-    ip_id: u16,
-    src: ([u8; 4], u16),
-    dst: ([u8; 4], u16),
-    payload: &[u8],
-) -> Vec<u8> {
-    assert!(payload.len() <= 65_507, "UDP payload too large for IPv4");
-    let udp_len = 8 + payload.len();
-    let ip_len = 20 + udp_len;
-    let mut f = Vec::with_capacity(14 + ip_len);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2]); // dst MAC (locally administered)
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1]); // src MAC
-    f.extend_from_slice(&[0x08, 0x00]);
-    let ip_start = f.len();
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    f.extend_from_slice(&ip_id.to_be_bytes());
-    f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&dst.0);
-    let csum = checksum(&[&f[ip_start..ip_start + 20]]);
-    f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
-    let udp_start = f.len();
-    f.extend_from_slice(&src.1.to_be_bytes());
-    f.extend_from_slice(&dst.1.to_be_bytes());
-    f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.0);
-    pseudo.extend_from_slice(&dst.0);
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let mut c = checksum(&[&pseudo, &f[udp_start..]]);
-    if c == 0 {
-        c = 0xffff;
-    }
-    f[udp_start + 6..udp_start + 8].copy_from_slice(&c.to_be_bytes());
-    f
+/// What a finished child process left: exit status, standard output and error, and the time
+/// from `started` to its exit.
+pub struct Finished {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// From `started` to the exit.
+    pub elapsed: std::time::Duration,
 }
 
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut odd: Option<u8> = None;
-    for p in parts {
-        for &b in p.iter() {
-            match odd.take() {
-                Some(hi) => sum += u32::from(u16::from_be_bytes([hi, b])),
-                None => odd = Some(b),
+/// Waits for `child` (started with piped stdout and stderr), reading both pipes as it runs;
+/// kills it and panics, naming `what`, once `timeout` has passed since `started`.
+pub fn wait_child(
+    mut child: std::process::Child,
+    started: std::time::Instant,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Finished {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
             }
+            s
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
         }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} ran over {timeout:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    Finished {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        elapsed,
     }
-    if let Some(hi) = odd {
-        sum += u32::from(u16::from_be_bytes([hi, 0]));
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }

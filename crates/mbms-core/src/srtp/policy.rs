@@ -191,6 +191,19 @@ pub enum PolicyError {
 }
 
 impl SrtpPolicy {
+    /// The policy of a service whose MSK came without a security policy (a key file, the
+    /// sender's key store): the streaming default ([`SecurityPolicy::srtp_default`]), with
+    /// RFC 4771 RCC mode 2 at ROC transmission rate `rcc` when given
+    /// ([`SecurityPolicy::srtp_rcc_mode2`]; a rate of 0 is refused). Sender and receiver build
+    /// it alike (docs/profile.md).
+    pub fn without_sp(rcc: Option<u16>) -> Result<Self, PolicyError> {
+        let sp = match rcc {
+            None => crate::mikey::SecurityPolicy::srtp_default(1),
+            Some(r) => crate::mikey::SecurityPolicy::srtp_rcc_mode2(1, r),
+        };
+        Self::from_mikey(&sp)
+    }
+
     /// The MKI of the SRTP packet `pkt` under this policy (found as the receiver finds it: before
     /// the tag, whose length may depend on the sequence number), or `None` if `pkt` is too short
     /// to hold one. Nothing is verified.

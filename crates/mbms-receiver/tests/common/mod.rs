@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -140,36 +139,13 @@ where
 }
 
 /// Waits for `child` (killing it after [`RUN_TIMEOUT`]) and collects its output.
-pub(crate) fn wait(mut child: Child, started: Instant) -> Output {
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("run over {RUN_TIMEOUT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = started.elapsed();
+pub(crate) fn wait(child: Child, started: Instant) -> Output {
+    let f = mbms_testkit::wait_child(child, started, RUN_TIMEOUT, "mbms-recv");
     Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed,
+        status: f.status,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        elapsed: f.elapsed,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{IoSliceMut, Read};
+use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use mbms_core::keyfile::MskFile;
 use mbms_core::mbms::{MskKey, MtkOpener, OpenedMtk, ReplayCounter, mki};
-use mbms_core::mikey::SecurityPolicy;
 use mbms_core::srtp::{SrtpPolicy, SrtpReceiver, UnprotectError};
 use mbms_core::{Mtk, MtkSalt};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, setsockopt, sockopt};
@@ -119,36 +118,13 @@ where
 }
 
 /// Waits for `child` (killing it after [`RUN_TIMEOUT`]) and collects its output.
-pub(crate) fn wait(mut child: Child, started: Instant) -> Output {
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mbms-send ran over {RUN_TIMEOUT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = started.elapsed();
+pub(crate) fn wait(child: Child, started: Instant) -> Output {
+    let f = mbms_testkit::wait_child(child, started, RUN_TIMEOUT, "mbms-send");
     Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        elapsed,
+        status: f.status,
+        stdout: f.stdout,
+        stderr: f.stderr,
+        elapsed: f.elapsed,
     }
 }
 
@@ -388,9 +364,9 @@ pub(crate) const MKI_LEN: usize = 6;
 /// Tag length of the sender's SRTP policy (HMAC-SHA-1 80).
 pub(crate) const TAG_LEN: usize = 10;
 
-/// The SRTP policy the sender uses (srtp_default(1)).
+/// The SRTP policy the sender uses (no `--rcc`).
 pub(crate) fn srtp_policy() -> SrtpPolicy {
-    let p = SrtpPolicy::from_mikey(&SecurityPolicy::srtp_default(1)).unwrap();
+    let p = SrtpPolicy::without_sp(None).unwrap();
     assert_eq!(p.mki_len, MKI_LEN);
     p
 }
@@ -406,14 +382,7 @@ pub(crate) fn mtk_id_of(srtp: &[u8]) -> (u32, u16) {
 
 /// The MSK as a receiver keeps it, from the key file.
 pub(crate) fn msk_key(msk: &MskFile) -> MskKey {
-    MskKey {
-        key_domain_id: msk.key_domain_id,
-        msk_id: msk.msk_id,
-        msk: msk.msk.clone(),
-        validity: msk.validity,
-        rand: msk.rand.map(|r| r.to_vec()),
-        policy: None,
-    }
+    MskKey::from(msk)
 }
 
 /// Opens one MTK message under `msk`, whatever its counter (a fresh replay state).

@@ -57,6 +57,12 @@ secret!(
     32
 );
 secret!(
+    /// MBMS Request Key: the UE's HTTP Digest password towards the BM-SC (256 bits:
+    /// Ks_ext_NAF for GBA_U).
+    Mrk,
+    32
+);
+secret!(
     /// MBMS Service Key: the pre-shared key of MTK messages (128 bits).
     Msk,
     16

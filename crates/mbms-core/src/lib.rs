@@ -24,6 +24,7 @@ pub mod codec;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gba;
 pub mod kdf;
 pub mod keyfile;
 pub mod keys;
@@ -34,5 +35,5 @@ pub mod profile;
 pub mod srtp;
 
 pub use error::{MbmsError, MikeyError};
-pub use keys::{CsbId, KeyDomainId, Msk, MskId, Mtk, MtkId, MtkIdInterval, MtkSalt, Muk};
+pub use keys::{CsbId, KeyDomainId, Mrk, Msk, MskId, Mtk, MtkId, MtkIdInterval, MtkSalt, Muk};
 pub use profile::Profile;

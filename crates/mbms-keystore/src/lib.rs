@@ -1,8 +1,10 @@
 //! # mbms-keystore
 //!
-//! Durable key state of the MBMS sender (and later the BM-SC key server), kept in one SQLite
-//! file: the MSK of each service, and for each MSK the MTK IDs, MIKEY timestamp counters, the
-//! current MTK message and the SRTP indexes that have been handed out.
+//! Durable key state of the MBMS sender and the BM-SC key server, kept in one SQLite file: the
+//! MSK of each service, and for each MSK the MTK IDs, MIKEY timestamp counters, the current MTK
+//! message and the SRTP indexes that have been handed out; for the BM-SC, the provisioned UEs
+//! (B-TID, MUK, MRK), the timestamp counter of each MUK and the registrations (with the UE's
+//! address).
 //!
 //! ## The durability guarantee
 //!
@@ -44,8 +46,13 @@ use mbms_core::{CsbId, KeyDomainId, Msk, MskId, MtkId, MtkIdInterval};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, Row, Transaction, TransactionBehavior};
 
-/// Schema version this crate writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+mod bmsc;
+
+pub use bmsc::{Registration, UeKeys};
+
+/// Schema version this crate writes and reads (`PRAGMA user_version`). Version 1 files (sender
+/// state only) are upgraded in place when opened.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -198,6 +205,9 @@ pub enum StoreError {
         /// What SQLite reported.
         source: rusqlite::Error,
     },
+    /// The UE (B-TID) is not provisioned.
+    #[error("unknown UE (B-TID not provisioned)")]
+    UnknownUe,
     /// An SQLite operation failed.
     #[error("key store: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -397,6 +407,12 @@ impl KeyStore {
                     return Err(StoreError::ForeignDatabase { path: shown });
                 }
                 tx.execute_batch(SCHEMA_V1).map_err(classify)?;
+                tx.execute_batch(bmsc::SCHEMA_V2).map_err(classify)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(classify)?;
+            }
+            1 => {
+                tx.execute_batch(bmsc::SCHEMA_V2).map_err(classify)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(classify)?;
             }

@@ -8,6 +8,8 @@ need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 [ -f /usr/include/srtp2/srtp.h ] || need+=(libsrtp2-dev)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# The BM-SC tests use curl's own HTTP Digest client for interop.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
   echo "== installing ${need[*]}"
   sudo=""
@@ -16,6 +18,10 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+echo "== PostgreSQL for the key store and BM-SC tests"
+eval "$(scripts/postgres-for-tests.sh)"
+export MBMS_REQUIRE_POSTGRES=1
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
@@ -30,9 +36,10 @@ demo_dir="$(mktemp -d)"
 (cd "$demo_dir" && cargo run --quiet --locked --manifest-path "$OLDPWD/Cargo.toml" -p mbms-sender -- demo --duration 1 >/dev/null)
 rm -rf "$demo_dir"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
-echo "== sender and receiver bench scripts run (one short round each)"
+echo "== sender, receiver and BM-SC bench scripts run (one short round each)"
 SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-receiver.sh >/dev/null
+SECONDS_ONLY=1 scripts/bench-bmsc.sh >/dev/null
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

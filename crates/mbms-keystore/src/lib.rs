@@ -1,10 +1,13 @@
 //! # mbms-keystore
 //!
-//! Durable key state of the MBMS sender and the BM-SC key server, kept in one SQLite file: the
-//! MSK of each service, and for each MSK the MTK IDs, MIKEY timestamp counters, the current MTK
-//! message and the SRTP indexes that have been handed out; for the BM-SC, the provisioned UEs
-//! (B-TID, MUK, MRK), the timestamp counter of each MUK and the registrations (with the UE's
-//! address).
+//! Durable key state of the MBMS sender and the BM-SC key server: the MSK of each service, and
+//! for each MSK the MTK IDs, MIKEY timestamp counters, the current MTK message and the SRTP
+//! indexes that have been handed out; for the BM-SC, the provisioned UEs (B-TID, MUK, MRK),
+//! the timestamp counter of each MUK and the registrations (with the UE's address).
+//!
+//! The state lives in one SQLite file by default ([`KeyStore::open`]), or in a PostgreSQL
+//! database shared by several BM-SC and sender instances; [`KeyStore::open_url`] picks the
+//! backend from a URL (`sqlite:PATH`, `postgres://…`). Both keep the same promises below.
 //!
 //! ## The durability guarantee
 //!
@@ -27,89 +30,62 @@
 //! - Writers take the database lock at `BEGIN` (`IMMEDIATE`), so two processes sharing one file
 //!   serialize their reservations instead of handing out the same values.
 //!
+//! ## PostgreSQL
+//!
+//! With `postgres://user:password@host:port/dbname` (or `postgresql://`, libpq's URL form as
+//! the `postgres` crate parses it), every instance opens its own connection to one database,
+//! and the same guarantees hold across instances:
+//!
+//! - The schema is that of SQLite's version 2 (same tables and CHECK constraints; `BYTEA`,
+//!   `BIGINT`, `TEXT`), plus `mbms_meta(key, value)` holding `schema_version`. The first open
+//!   creates it, in a transaction that holds a fixed advisory lock, so instances starting
+//!   together do not race. A database with other tables but no `mbms_meta` is refused
+//!   ([`StoreError::ForeignDatabase`]), a newer schema too ([`StoreError::NewerSchema`]).
+//! - Every method that reserves or records is one transaction, committed before it returns.
+//!   `COMMIT` is durable with `synchronous_commit` `on` (PostgreSQL's default; a session whose
+//!   server default is `off` sets it back to `on`). A server run with `fsync=off` voids this.
+//! - Reservations that read a high-water mark and then raise it (MTK ID blocks, the MIKEY
+//!   counters and the current MTK of an MSK, SRTP marks; storing an MSK) first take a
+//!   transaction-scoped advisory lock derived from (Key Domain ID, MSK ID), so two instances
+//!   never hand out the same MTK ID or counter value, whether or not the MSK row exists. MUK
+//!   counters lock their UE rows (`FOR UPDATE`, in B-TID order, so batches never deadlock).
+//!   A transaction that fails with a serialization failure or deadlock is retried (3 times).
+//! - Lock waits give up after 5 s (`lock_timeout`), like SQLite's busy timeout; connecting
+//!   gives up after 10 s unless the URL sets `connect_timeout`. A connection found closed is
+//!   re-established at the next call.
+//! - TLS is not supported yet (the connection is made with `postgres::NoTls`): use a local
+//!   server, a Unix socket (`host=/run/postgresql` as a URL parameter) or a tunnel.
+//! - The password of the URL is never shown: errors and `Debug` show the URL without it.
+//!
 //! The store does no cryptography: MTK messages are opaque sealed bytes. MSKs are stored in the
-//! clear (the file is a secret; protect it with file permissions), and neither [`KeyStore`] nor
-//! [`StoreError`] ever prints key bytes. Values read back are validated: a damaged row gives
-//! [`StoreError::Corrupt`], never a panic.
+//! clear (the file or database is a secret; protect it with file permissions or database
+//! privileges), and neither [`KeyStore`] nor [`StoreError`] ever prints key bytes (PostgreSQL
+//! errors are shown without the server's DETAIL, which can quote a row). Values read back are
+//! validated: a damaged row gives [`StoreError::Corrupt`], never a panic.
 //!
 //! Creating the parent directory of the file is the caller's job.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::cell::RefCell;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mbms_core::keyfile::MskFile;
 use mbms_core::srtp::SRTP_MAX_PACKETS;
-use mbms_core::{CsbId, KeyDomainId, Msk, MskId, MtkId, MtkIdInterval};
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, Row, Transaction, TransactionBehavior};
+use mbms_core::{KeyDomainId, MskId, MtkId, MtkIdInterval};
 
 mod bmsc;
+mod pg;
+mod sqlite;
 
 pub use bmsc::{Registration, UeKeys};
+pub use pg::PostgresError;
 
-/// Schema version this crate writes and reads (`PRAGMA user_version`). Version 1 files (sender
-/// state only) are upgraded in place when opened.
+/// Schema version this crate writes and reads (`PRAGMA user_version` in SQLite, `mbms_meta`'s
+/// `schema_version` in PostgreSQL). Version 1 SQLite files (sender state only) are upgraded in
+/// place when opened.
 pub const SCHEMA_VERSION: u32 = 2;
-
-/// How long a writer waits for another process's transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Schema version 1. Every table is `STRICT` and range-checked, so a bad value cannot be
-/// written through SQL by mistake; reads validate again (a file can still be damaged).
-const SCHEMA_V1: &str = "
-CREATE TABLE msk (
-    key_domain_id BLOB    NOT NULL CHECK (length(key_domain_id) = 3),
-    msk_id        INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-    msk           BLOB    NOT NULL CHECK (length(msk) = 16),
-    mtk_id_from   INTEGER NOT NULL CHECK (mtk_id_from BETWEEN 0 AND 65535),
-    mtk_id_to     INTEGER NOT NULL CHECK (mtk_id_to BETWEEN mtk_id_from AND 65535),
-    csb_id        INTEGER NOT NULL CHECK (csb_id BETWEEN 0 AND 4294967295),
-    rand          BLOB             CHECK (rand IS NULL OR length(rand) = 16),
-    PRIMARY KEY (key_domain_id, msk_id)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE service (
-    name          TEXT    NOT NULL PRIMARY KEY,
-    key_domain_id BLOB    NOT NULL,
-    msk_id        INTEGER NOT NULL,
-    FOREIGN KEY (key_domain_id, msk_id) REFERENCES msk (key_domain_id, msk_id)
-) STRICT;
-
-CREATE TABLE mtk_id_block (
-    key_domain_id BLOB    NOT NULL CHECK (length(key_domain_id) = 3),
-    msk_id        INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-    first         INTEGER NOT NULL CHECK (first BETWEEN 0 AND 65535),
-    last          INTEGER NOT NULL CHECK (last BETWEEN first AND 65535),
-    PRIMARY KEY (key_domain_id, msk_id, first)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE mikey_counter (
-    key_domain_id BLOB    NOT NULL CHECK (length(key_domain_id) = 3),
-    msk_id        INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-    high          INTEGER NOT NULL CHECK (high BETWEEN 1 AND 4294967295),
-    PRIMARY KEY (key_domain_id, msk_id)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE current_mtk (
-    key_domain_id BLOB    NOT NULL CHECK (length(key_domain_id) = 3),
-    msk_id        INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-    mtk_id        INTEGER NOT NULL CHECK (mtk_id BETWEEN 0 AND 65535),
-    message       BLOB    NOT NULL,
-    PRIMARY KEY (key_domain_id, msk_id)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE srtp_index (
-    key_domain_id BLOB    NOT NULL CHECK (length(key_domain_id) = 3),
-    msk_id        INTEGER NOT NULL CHECK (msk_id BETWEEN 0 AND 4294967295),
-    mtk_id        INTEGER NOT NULL CHECK (mtk_id BETWEEN 0 AND 65535),
-    ssrc          INTEGER NOT NULL CHECK (ssrc BETWEEN 0 AND 4294967295),
-    high          INTEGER NOT NULL CHECK (high BETWEEN 0 AND 281474976710656),
-    PRIMARY KEY (key_domain_id, msk_id, mtk_id, ssrc)
-) STRICT, WITHOUT ROWID;
-";
 
 /// Why a key-store operation failed.
 #[non_exhaustive]
@@ -131,10 +107,12 @@ pub enum StoreError {
     /// A reservation of zero values was asked for.
     #[error("a reservation must ask for at least one value")]
     EmptyReservation,
-    /// The file is an SQLite database, but not a key store (it has tables of its own).
-    #[error("{}: an SQLite database, but not an MBMS key store", .path.display())]
+    /// The file is an SQLite database, but not a key store (it has tables of its own); or the
+    /// PostgreSQL database has tables but no `mbms_meta` (then `path` is the URL without its
+    /// password).
+    #[error("{}: {}, but not an MBMS key store", .path.display(), database_kind(.path))]
     ForeignDatabase {
-        /// The file.
+        /// The file (or the URL, without password).
         path: PathBuf,
     },
     /// The MSK is already stored with a different key, validity, CSB ID or RAND.
@@ -167,14 +145,14 @@ pub enum StoreError {
         /// The validity interval the reservation was asked within.
         validity: MtkIdInterval,
     },
-    /// The file was written by a newer version of this software.
+    /// The file (or PostgreSQL database) was written by a newer version of this software.
     #[error(
         "{}: key store schema version {found} is newer than this program supports \
          ({supported}); upgrade the program",
         .path.display()
     )]
     NewerSchema {
-        /// The file.
+        /// The file (or the URL, without password).
         path: PathBuf,
         /// Schema version found in the file.
         found: i64,
@@ -205,12 +183,23 @@ pub enum StoreError {
         /// What SQLite reported.
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database could not be connected to or set up.
+    #[error("cannot open key store {url}: {source}")]
+    OpenPostgres {
+        /// The URL, without password.
+        url: String,
+        /// What the client or server reported.
+        source: PostgresError,
+    },
     /// The UE (B-TID) is not provisioned.
     #[error("unknown UE (B-TID not provisioned)")]
     UnknownUe,
     /// An SQLite operation failed.
     #[error("key store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL operation failed.
+    #[error("key store: {0}")]
+    Postgres(#[from] PostgresError),
     /// An SRTP high-water mark above 2^48 (RFC 3711 §9.2) was asked for.
     #[error("SRTP index {index} of SSRC {ssrc:08x} is above 2^48")]
     SrtpIndexOutOfRange {
@@ -219,116 +208,121 @@ pub enum StoreError {
         /// The high-water mark asked for.
         index: u64,
     },
+    /// The URL given to [`KeyStore::open_url`] names no backend (or an empty SQLite path).
+    #[error("{url}: not a key store URL (expected sqlite:PATH, postgres://… or postgresql://…)")]
+    UnsupportedUrl {
+        /// The URL, without password.
+        url: String,
+    },
 }
 
-/// The durable key state, in one SQLite file. See the [crate documentation](crate) for what
-/// it guarantees.
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        Self::Postgres(PostgresError::from(e))
+    }
+}
+
+/// What [`StoreError::ForeignDatabase`] calls the database at `path`.
+fn database_kind(path: &Path) -> &'static str {
+    if pg::is_postgres_url(&path.to_string_lossy()) {
+        "a PostgreSQL database"
+    } else {
+        "an SQLite database"
+    }
+}
+
+/// The durable key state: one SQLite file, or a PostgreSQL database shared with other
+/// instances. See the [crate documentation](crate) for what it guarantees.
 ///
 /// Methods that reserve or record commit (and fsync) before they return. `Debug` shows only
-/// the file's path.
+/// the file's path (or the URL without password).
 pub struct KeyStore {
-    conn: Connection,
+    conn: Conn,
     path: Option<PathBuf>,
+}
+
+/// The connection of a [`KeyStore`].
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    /// The PostgreSQL client needs `&mut` even to read, hence the cell: the store stays `Send`
+    /// (and, like an SQLite connection, not `Sync`).
+    Postgres {
+        /// The URL without password.
+        url: String,
+        conn: Box<RefCell<pg::PgConn>>,
+    },
 }
 
 impl core::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("KeyStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        match &self.conn {
+            Conn::Sqlite(_) => f
+                .debug_struct("KeyStore")
+                .field("path", &self.path)
+                .finish_non_exhaustive(),
+            Conn::Postgres { url, .. } => f
+                .debug_struct("KeyStore")
+                .field("url", url)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
-/// The SQL key of an MSK: Key Domain ID as a 3-byte BLOB, MSK ID as an INTEGER.
+/// The SQL key of an MSK: Key Domain ID as 3 bytes, MSK ID as an integer.
 fn msk_key(kd: KeyDomainId, msk_id: MskId) -> ([u8; 3], i64) {
     (kd.0, i64::from(msk_id.0))
 }
 
-/// An INTEGER column converted to `T`, or [`StoreError::Corrupt`].
-fn int<T: TryFrom<i64>>(row: &Row<'_>, idx: usize, what: &'static str) -> Result<T, StoreError> {
-    match row.get_ref(idx)? {
-        ValueRef::Integer(v) => T::try_from(v).map_err(|_| StoreError::Corrupt(what)),
-        _ => Err(StoreError::Corrupt(what)),
-    }
-}
-
-/// A BLOB column, or [`StoreError::Corrupt`].
-fn blob<'r>(row: &'r Row<'_>, idx: usize, what: &'static str) -> Result<&'r [u8], StoreError> {
-    match row.get_ref(idx)? {
-        ValueRef::Blob(b) => Ok(b),
-        _ => Err(StoreError::Corrupt(what)),
-    }
-}
-
-/// A BLOB column of exactly `N` bytes, or [`StoreError::Corrupt`].
-fn blob_array<const N: usize>(
-    row: &Row<'_>,
-    idx: usize,
-    what: &'static str,
-) -> Result<[u8; N], StoreError> {
-    blob(row, idx, what)?
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(what))
-}
-
-/// Columns of the `msk` table in the order [`msk_from_row`] reads them.
-const MSK_COLUMNS: &str = "m.key_domain_id, m.msk_id, m.msk, m.mtk_id_from, m.mtk_id_to, \
-                           m.csb_id, m.rand";
-
-fn msk_from_row(row: &Row<'_>) -> Result<MskFile, StoreError> {
-    let key_domain_id = KeyDomainId(blob_array::<3>(row, 0, "msk.key_domain_id")?);
-    let msk_id = MskId(int::<u32>(row, 1, "msk.msk_id")?);
-    let msk = Msk::from_slice(blob(row, 2, "msk.msk")?).ok_or(StoreError::Corrupt("msk.msk"))?;
-    let from = MtkId(int::<u16>(row, 3, "msk.mtk_id_from")?);
-    let to = MtkId(int::<u16>(row, 4, "msk.mtk_id_to")?);
-    if from > to {
-        return Err(StoreError::Corrupt("msk.mtk_id_to"));
-    }
-    let csb_id = CsbId(int::<u32>(row, 5, "msk.csb_id")?);
-    let rand = match row.get_ref(6)? {
-        ValueRef::Null => None,
-        ValueRef::Blob(b) => Some(b.try_into().map_err(|_| StoreError::Corrupt("msk.rand"))?),
-        _ => return Err(StoreError::Corrupt("msk.rand")),
+/// The next block of at most `n` (≥ 1) MTK IDs within `validity` above `high`, the highest
+/// reserved so far; `None` if none is left.
+fn next_mtk_block(high: Option<u16>, validity: MtkIdInterval, n: u16) -> Option<(u16, u16)> {
+    let start = match high {
+        None => validity.from.0,
+        Some(h) => h.checked_add(1)?.max(validity.from.0),
     };
-    Ok(MskFile {
-        key_domain_id,
-        msk_id,
-        msk,
-        validity: MtkIdInterval { from, to },
-        csb_id,
-        rand,
-    })
+    if start > validity.to.0 {
+        return None;
+    }
+    Some((start, start.saturating_add(n - 1).min(validity.to.0)))
 }
 
-/// The stored MSK (kd, msk_id), if any.
-fn stored_msk(
-    conn: &Connection,
-    kd: KeyDomainId,
-    msk_id: MskId,
-) -> Result<Option<MskFile>, StoreError> {
-    let (kd, id) = msk_key(kd, msk_id);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MSK_COLUMNS} FROM msk AS m WHERE m.key_domain_id = ?1 AND m.msk_id = ?2"
-    ))?;
-    let mut rows = stmt.query((kd, id))?;
-    rows.next()?.map(msk_from_row).transpose()
+/// The next block of at most `n` (≥ 1) MIKEY counter values above `high`, the highest
+/// reserved so far (the first is 1); `None` once `u32::MAX` has been reserved.
+fn next_counter_block(high: Option<u32>, n: u32) -> Option<(u32, u32)> {
+    let start = match high {
+        None => 1,
+        Some(h) => h.checked_add(1)?,
+    };
+    Some((start, start.saturating_add(n - 1)))
 }
 
-/// Whether `mtk_id` lies in a block reserved for the MSK.
-fn is_reserved(
-    conn: &Connection,
-    kd: KeyDomainId,
-    msk_id: MskId,
-    mtk_id: MtkId,
-) -> Result<bool, StoreError> {
-    let (kd, id) = msk_key(kd, msk_id);
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM mtk_id_block \
-         WHERE key_domain_id = ?1 AND msk_id = ?2 AND first <= ?3 AND last >= ?3)",
-        )?
-        .query_row((kd, id, mtk_id.0), |r| r.get::<_, bool>(0))?)
+/// Runs `$sqlite` with the SQLite connection bound to `$c`, or `$pg` with the PostgreSQL one
+/// (`&mut PgConn`) bound to `$c`.
+macro_rules! dispatch {
+    ($store:expr, $c:ident => $sqlite:expr, $pg:expr) => {
+        match &$store.conn {
+            Conn::Sqlite($c) => $sqlite,
+            Conn::Postgres { conn, .. } => {
+                let $c = &mut *conn.borrow_mut();
+                $pg
+            }
+        }
+    };
 }
+
+/// Like `dispatch!`, for methods taking `&mut self`.
+macro_rules! dispatch_mut {
+    ($store:expr, $c:ident => $sqlite:expr, $pg:expr) => {
+        match &mut $store.conn {
+            Conn::Sqlite($c) => $sqlite,
+            Conn::Postgres { conn, .. } => {
+                let $c = conn.get_mut();
+                $pg
+            }
+        }
+    };
+}
+pub(crate) use {dispatch, dispatch_mut};
 
 impl KeyStore {
     /// Opens the key store at `path`, creating the file and its schema if there is none.
@@ -340,102 +334,71 @@ impl KeyStore {
     /// database of something else ([`StoreError::ForeignDatabase`]) and a key store of a newer
     /// schema ([`StoreError::NewerSchema`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::set_up(conn, path.to_path_buf(), Some(path.to_path_buf()))
+        Ok(Self {
+            conn: Conn::Sqlite(sqlite::open(path)?),
+            path: Some(path.to_path_buf()),
+        })
     }
 
     /// Opens a key store that lives in memory only and vanishes on drop: for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        Self::set_up(conn, path, None)
+        Ok(Self {
+            conn: Conn::Sqlite(sqlite::open_in_memory()?),
+            path: None,
+        })
     }
 
-    /// The file of the store (`None` in memory).
+    /// Opens the key store named by `url`:
+    ///
+    /// - `sqlite:PATH` — the SQLite file `PATH`, as [`Self::open`] (`PATH` is taken as it is,
+    ///   without percent-decoding; a leading `//` is dropped, so `sqlite:///var/lib/k.db` is
+    ///   `/var/lib/k.db` and `sqlite://k.db` is `k.db`). `sqlite::memory:` is
+    ///   [`Self::open_in_memory`].
+    /// - `postgres://…` or `postgresql://…` — a PostgreSQL database, in libpq's URL form
+    ///   (`postgres://user:password@host:port/dbname?param=value`, as the `postgres` crate
+    ///   parses it; no TLS). The schema is created at the first open; see the
+    ///   [crate documentation](crate).
+    ///
+    /// Anything else gives [`StoreError::UnsupportedUrl`]; a PostgreSQL server that cannot be
+    /// reached or logged in to gives [`StoreError::OpenPostgres`]. No error shows the URL's
+    /// password.
+    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            return match path {
+                "" => Err(StoreError::UnsupportedUrl {
+                    url: url.to_owned(),
+                }),
+                ":memory:" => Self::open_in_memory(),
+                _ => Self::open(Path::new(path)),
+            };
+        }
+        if pg::is_postgres_url(url) {
+            let (conn, shown) = pg::open(url)?;
+            return Ok(Self {
+                conn: Conn::Postgres {
+                    url: shown,
+                    conn: Box::new(RefCell::new(conn)),
+                },
+                path: None,
+            });
+        }
+        Err(StoreError::UnsupportedUrl {
+            url: pg::redact_url(url),
+        })
+    }
+
+    /// The file of the store (`None` in memory and on PostgreSQL).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }
 
-    fn set_up(
-        mut conn: Connection,
-        shown: PathBuf,
-        path: Option<PathBuf>,
-    ) -> Result<Self, StoreError> {
-        let classify = |source: rusqlite::Error| match source.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
-                path: shown.clone(),
-            },
-            _ => StoreError::Open {
-                path: shown.clone(),
-                source,
-            },
-        };
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
-        // Reads the header: the first statement to fail on a file that is not a database.
-        // In memory the mode stays "memory"; on a file system without shared memory it may
-        // stay "delete", which with synchronous=FULL is as durable, only slower.
-        let _mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(classify)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(classify)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(classify)?;
-
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(classify)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(classify)?;
-        match version {
-            0 => {
-                let tables: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(classify)?;
-                if tables != 0 {
-                    return Err(StoreError::ForeignDatabase { path: shown });
-                }
-                tx.execute_batch(SCHEMA_V1).map_err(classify)?;
-                tx.execute_batch(bmsc::SCHEMA_V2).map_err(classify)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(classify)?;
-            }
-            1 => {
-                tx.execute_batch(bmsc::SCHEMA_V2).map_err(classify)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .map_err(classify)?;
-            }
-            v if v == i64::from(SCHEMA_VERSION) => {}
-            v if v > i64::from(SCHEMA_VERSION) => {
-                return Err(StoreError::NewerSchema {
-                    path: shown,
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            _ => return Err(StoreError::ForeignDatabase { path: shown }),
+    /// Which backend holds the state: `"sqlite"` or `"postgres"`.
+    pub fn url_kind(&self) -> &'static str {
+        match self.conn {
+            Conn::Sqlite(_) => "sqlite",
+            Conn::Postgres { .. } => "postgres",
         }
-        tx.commit().map_err(classify)?;
-        Ok(Self { conn, path })
-    }
-
-    /// Begins a write transaction holding the database's write lock from the start, so that
-    /// the read-then-write of a reservation cannot interleave with another process's.
-    fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// Stores the MSK of `service` (a name like `"tv1"`) and makes it the service's current
@@ -446,66 +409,18 @@ impl KeyStore {
     /// and RAND); otherwise [`StoreError::MskConflict`], and nothing changes. Several services
     /// may share one MSK. Committed before return.
     pub fn put_msk(&mut self, service: &str, msk: &MskFile) -> Result<(), StoreError> {
-        let tx = self.write()?;
-        match stored_msk(&tx, msk.key_domain_id, msk.msk_id)? {
-            Some(old) if old != *msk => {
-                return Err(StoreError::MskConflict {
-                    key_domain_id: msk.key_domain_id,
-                    msk_id: msk.msk_id,
-                });
-            }
-            Some(_) => {}
-            None => {
-                let (kd, id) = msk_key(msk.key_domain_id, msk.msk_id);
-                tx.execute(
-                    "INSERT INTO msk (key_domain_id, msk_id, msk, mtk_id_from, mtk_id_to, \
-                     csb_id, rand) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    (
-                        kd,
-                        id,
-                        &msk.msk.expose()[..],
-                        msk.validity.from.0,
-                        msk.validity.to.0,
-                        msk.csb_id.0,
-                        msk.rand.as_ref().map(|r| &r[..]),
-                    ),
-                )?;
-            }
-        }
-        let (kd, id) = msk_key(msk.key_domain_id, msk.msk_id);
-        tx.execute(
-            "INSERT INTO service (name, key_domain_id, msk_id) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (name) DO UPDATE SET key_domain_id = excluded.key_domain_id, \
-             msk_id = excluded.msk_id",
-            (service, kd, id),
-        )?;
-        tx.commit()?;
-        Ok(())
+        dispatch_mut!(self, c => sqlite::put_msk(c, service, msk), pg::put_msk(c, service, msk))
     }
 
     /// The current MSK of `service`, if any.
     pub fn current_msk(&self, service: &str) -> Result<Option<MskFile>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {MSK_COLUMNS} FROM service AS s JOIN msk AS m \
-             ON m.key_domain_id = s.key_domain_id AND m.msk_id = s.msk_id WHERE s.name = ?1"
-        ))?;
-        let mut rows = stmt.query([service])?;
-        rows.next()?.map(msk_from_row).transpose()
+        dispatch!(self, c => sqlite::current_msk(c, service), pg::current_msk(c, service))
     }
 
     /// The highest MSK ID stored under Key Domain ID `kd` (any service), if any: a new MSK of
     /// that key domain takes a higher one.
     pub fn highest_msk_id(&self, kd: KeyDomainId) -> Result<Option<MskId>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT MAX(msk_id) FROM msk WHERE key_domain_id = ?1")?;
-        let mut rows = stmt.query([&kd.0[..]])?;
-        match rows.next()? {
-            Some(row) if !matches!(row.get_ref(0)?, ValueRef::Null) => {
-                Ok(Some(MskId(int(row, 0, "msk.msk_id")?)))
-            }
-            _ => Ok(None),
-        }
+        dispatch!(self, c => sqlite::highest_msk_id(c, kd), pg::highest_msk_id(c, kd))
     }
 
     /// Reserves the next `n` MTK IDs of the MSK (`kd`, `msk_id`): strictly above every MTK ID
@@ -526,43 +441,9 @@ impl KeyStore {
         if n == 0 {
             return Err(StoreError::EmptyReservation);
         }
-        let exhausted = StoreError::MtkIdsExhausted {
-            key_domain_id: kd,
-            msk_id,
-            validity,
-        };
-        let tx = self.write()?;
-        let (kd_blob, id) = msk_key(kd, msk_id);
-        let high: Option<u16> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT max(last) FROM mtk_id_block WHERE key_domain_id = ?1 AND msk_id = ?2",
-            )?;
-            let mut rows = stmt.query((kd_blob, id))?;
-            match rows.next()? {
-                Some(row) if !matches!(row.get_ref(0)?, ValueRef::Null) => {
-                    Some(int::<u16>(row, 0, "mtk_id_block.last")?)
-                }
-                _ => None,
-            }
-        };
-        let start = match high {
-            None => validity.from.0,
-            Some(h) => match h.checked_add(1) {
-                Some(next) => next.max(validity.from.0),
-                None => return Err(exhausted),
-            },
-        };
-        if start > validity.to.0 {
-            return Err(exhausted);
-        }
-        let end = start.saturating_add(n - 1).min(validity.to.0);
-        tx.execute(
-            "INSERT INTO mtk_id_block (key_domain_id, msk_id, first, last) \
-             VALUES (?1, ?2, ?3, ?4)",
-            (kd_blob, id, start, end),
-        )?;
-        tx.commit()?;
-        Ok(start..=end)
+        dispatch_mut!(self, c =>
+            sqlite::reserve_mtk_ids(c, kd, msk_id, validity, n),
+            pg::reserve_mtk_ids(c, kd, msk_id, validity, n))
     }
 
     /// Reserves the next `n` values of the MIKEY timestamp counter of MTK messages under the
@@ -581,23 +462,9 @@ impl KeyStore {
         if n == 0 {
             return Err(StoreError::EmptyReservation);
         }
-        let tx = self.write()?;
-        let start = match high_counter(&tx, kd, msk_id)? {
-            None => 1,
-            Some(h) => h.checked_add(1).ok_or(StoreError::CountersExhausted {
-                key_domain_id: kd,
-                msk_id,
-            })?,
-        };
-        let end = start.saturating_add(n - 1);
-        let (kd_blob, id) = msk_key(kd, msk_id);
-        tx.execute(
-            "INSERT INTO mikey_counter (key_domain_id, msk_id, high) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (key_domain_id, msk_id) DO UPDATE SET high = excluded.high",
-            (kd_blob, id, end),
-        )?;
-        tx.commit()?;
-        Ok(start..=end)
+        dispatch_mut!(self, c =>
+            sqlite::reserve_counters(c, kd, msk_id, n),
+            pg::reserve_counters(c, kd, msk_id, n))
     }
 
     /// The highest MIKEY counter value ever reserved for the MSK (`None` if none).
@@ -606,7 +473,9 @@ impl KeyStore {
         kd: KeyDomainId,
         msk_id: MskId,
     ) -> Result<Option<u32>, StoreError> {
-        high_counter(&self.conn, kd, msk_id)
+        dispatch!(self, c =>
+            sqlite::counter_high_water(c, kd, msk_id),
+            pg::counter_high_water(c, kd, msk_id))
     }
 
     /// Records the current MTK of the MSK (`kd`, `msk_id`) as its sealed MIKEY MTK message
@@ -623,34 +492,9 @@ impl KeyStore {
         mtk_id: MtkId,
         message: &[u8],
     ) -> Result<(), StoreError> {
-        let tx = self.write()?;
-        if !is_reserved(&tx, kd, msk_id, mtk_id)? {
-            return Err(StoreError::NotReserved {
-                key_domain_id: kd,
-                msk_id,
-                mtk_id,
-            });
-        }
-        if let Some((current, old)) = current_mtk_of(&tx, kd, msk_id)? {
-            if current > mtk_id || (current == mtk_id && old != message) {
-                return Err(StoreError::MtkIdNotIncreasing {
-                    current,
-                    requested: mtk_id,
-                });
-            }
-            if current == mtk_id {
-                return Ok(());
-            }
-        }
-        let (kd_blob, id) = msk_key(kd, msk_id);
-        tx.execute(
-            "INSERT INTO current_mtk (key_domain_id, msk_id, mtk_id, message) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key_domain_id, msk_id) DO UPDATE \
-             SET mtk_id = excluded.mtk_id, message = excluded.message",
-            (kd_blob, id, mtk_id.0, message),
-        )?;
-        tx.commit()?;
-        Ok(())
+        dispatch_mut!(self, c =>
+            sqlite::set_current_mtk(c, kd, msk_id, mtk_id, message),
+            pg::set_current_mtk(c, kd, msk_id, mtk_id, message))
     }
 
     /// The current MTK of the MSK (`kd`, `msk_id`): its ID and sealed MTK message.
@@ -659,7 +503,9 @@ impl KeyStore {
         kd: KeyDomainId,
         msk_id: MskId,
     ) -> Result<Option<(MtkId, Vec<u8>)>, StoreError> {
-        current_mtk_of(&self.conn, kd, msk_id)
+        dispatch!(self, c =>
+            sqlite::current_mtk(c, kd, msk_id),
+            pg::current_mtk(c, kd, msk_id))
     }
 
     /// Raises, in one transaction, the reserved SRTP index high-water mark of each
@@ -683,28 +529,9 @@ impl KeyStore {
                 _ => return Err(StoreError::SrtpIndexOutOfRange { ssrc, index: upto }),
             }
         }
-        let tx = self.write()?;
-        if !is_reserved(&tx, kd, msk_id, mtk_id)? {
-            return Err(StoreError::NotReserved {
-                key_domain_id: kd,
-                msk_id,
-                mtk_id,
-            });
-        }
-        {
-            let (kd_blob, id) = msk_key(kd, msk_id);
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO srtp_index (key_domain_id, msk_id, mtk_id, ssrc, high) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (key_domain_id, msk_id, mtk_id, ssrc) \
-                 DO UPDATE SET high = max(high, excluded.high)",
-            )?;
-            for (ssrc, upto) in checked {
-                stmt.execute((kd_blob, id, mtk_id.0, ssrc, upto))?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        dispatch_mut!(self, c =>
+            sqlite::reserve_srtp_indexes(c, kd, msk_id, mtk_id, &checked),
+            pg::reserve_srtp_indexes(c, kd, msk_id, mtk_id, &checked))
     }
 
     /// All `(ssrc, reserved high-water mark)` pairs of the MTK (`kd`, `msk_id`, `mtk_id`), by
@@ -715,89 +542,8 @@ impl KeyStore {
         msk_id: MskId,
         mtk_id: MtkId,
     ) -> Result<Vec<(u32, u64)>, StoreError> {
-        let (kd_blob, id) = msk_key(kd, msk_id);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ssrc, high FROM srtp_index \
-             WHERE key_domain_id = ?1 AND msk_id = ?2 AND mtk_id = ?3 ORDER BY ssrc",
-        )?;
-        let mut rows = stmt.query((kd_blob, id, mtk_id.0))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let ssrc = int::<u32>(row, 0, "srtp_index.ssrc")?;
-            let high = int::<u64>(row, 1, "srtp_index.high")?;
-            if high > SRTP_MAX_PACKETS {
-                return Err(StoreError::Corrupt("srtp_index.high"));
-            }
-            out.push((ssrc, high));
-        }
-        Ok(out)
-    }
-}
-
-fn high_counter(
-    conn: &Connection,
-    kd: KeyDomainId,
-    msk_id: MskId,
-) -> Result<Option<u32>, StoreError> {
-    let (kd_blob, id) = msk_key(kd, msk_id);
-    let mut stmt = conn.prepare_cached(
-        "SELECT high FROM mikey_counter WHERE key_domain_id = ?1 AND msk_id = ?2",
-    )?;
-    let mut rows = stmt.query((kd_blob, id))?;
-    rows.next()?
-        .map(|row| int::<u32>(row, 0, "mikey_counter.high"))
-        .transpose()
-}
-
-fn current_mtk_of(
-    conn: &Connection,
-    kd: KeyDomainId,
-    msk_id: MskId,
-) -> Result<Option<(MtkId, Vec<u8>)>, StoreError> {
-    let (kd_blob, id) = msk_key(kd, msk_id);
-    let mut stmt = conn.prepare_cached(
-        "SELECT mtk_id, message FROM current_mtk WHERE key_domain_id = ?1 AND msk_id = ?2",
-    )?;
-    let mut rows = stmt.query((kd_blob, id))?;
-    rows.next()?
-        .map(|row| {
-            Ok((
-                MtkId(int::<u16>(row, 0, "current_mtk.mtk_id")?),
-                blob(row, 1, "current_mtk.message")?.to_vec(),
-            ))
-        })
-        .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_store_is_wal_fsynced_with_foreign_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(&dir.path().join("k.sqlite")).unwrap();
-        let pragma = |name: &str| -> String {
-            store
-                .conn
-                .pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0))
-                .map(|v| format!("{v:?}"))
-                .unwrap()
-        };
-        assert_eq!(pragma("journal_mode"), r#"Text("wal")"#);
-        assert_eq!(pragma("synchronous"), "Integer(2)"); // FULL
-        assert_eq!(pragma("foreign_keys"), "Integer(1)");
-        assert_eq!(pragma("user_version"), format!("Integer({SCHEMA_VERSION})"));
-        assert_eq!(pragma("busy_timeout"), "Integer(5000)");
-    }
-
-    #[test]
-    fn schema_v1_is_strict_about_lengths() {
-        let store = KeyStore::open_in_memory().unwrap();
-        let err = store.conn.execute(
-            "INSERT INTO msk VALUES (x'010203', 1, x'00', 1, 2, 0, NULL)",
-            [],
-        );
-        assert!(err.is_err(), "a 1-byte MSK must not fit the schema");
+        dispatch!(self, c =>
+            sqlite::srtp_reservations(c, kd, msk_id, mtk_id),
+            pg::srtp_reservations(c, kd, msk_id, mtk_id))
     }
 }

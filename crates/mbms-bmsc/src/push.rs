@@ -1,0 +1,470 @@
+//! MSK delivery over UDP (TS 33.246 §6.3.2.3.1): MIKEY MSK messages sealed under each UE's
+//! MUK, batched across cores, sent to the UE's stored address; verification replies checked;
+//! retransmission with back-off; UEs that never answer are marked for pull.
+//!
+//! ```text
+//! jobs (HTTP handlers, admin) --mpsc--> engine task
+//!   batch: reserve one MUK counter per job (one committed transaction)   [blocking pool]
+//!          seal the messages across cores (rayon)                        [blocking pool]
+//!          send_to(ue_addr:push.port) each
+//!          V flag set: remember (UE address, Key Domain ID, MSK ID) -> sent message
+//!   datagram from a UE: a verification message -> check its MAC against what was sent
+//!   timer: unverified after first_retry_ms * 2^n -> resend the same bytes; after `retries`
+//!          resends -> give up, count the UE as marked for pull
+//! ```
+//!
+//! A retransmission repeats the identical message (same timestamp counter): a UE that did get
+//! it but whose verification was lost sees a replayed counter and must answer again (RFC 3830
+//! §5.1: a duplicate is answered with the same verification).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mbms_core::batch::{MskJob, seal_msk_batch_into};
+use mbms_core::keyfile::MskFile;
+use mbms_core::mbms::{MessageIds, MskMessageParams, SentMskMessage, check_verification};
+use mbms_core::mikey::{Identity, SecurityPolicy};
+use mbms_core::profile::Profile;
+use mbms_core::{KeyDomainId, MskId, Muk};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{PushConfig, ServiceKind};
+use crate::server::SharedStore;
+
+/// One MSK message to deliver to one UE.
+#[derive(Debug, Clone)]
+pub struct PushJob {
+    /// The UE's B-TID (IDr; selects its MUK and counter).
+    pub btid: String,
+    /// Where the UE is.
+    pub ue_addr: IpAddr,
+    /// The MSK to deliver.
+    pub msk: Arc<MskFile>,
+    /// Streaming (SP payload) or download (Empty map).
+    pub kind: ServiceKind,
+}
+
+/// Counters of the push engine, as `/health` shows them.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    /// MSK messages sealed and sent (first transmissions).
+    pub sent: AtomicU64,
+    /// Retransmissions.
+    pub retransmitted: AtomicU64,
+    /// Verification messages that checked.
+    pub verified: AtomicU64,
+    /// Datagrams that were not a valid verification of an outstanding message (bad MAC,
+    /// garbage, replays of an already verified message).
+    pub verification_rejected: AtomicU64,
+    /// UEs given up on after the last retransmission: they must pull.
+    pub marked_for_pull: AtomicU64,
+    /// Jobs dropped: UE not provisioned any more or its MUK counter exhausted.
+    pub skipped: AtomicU64,
+    /// `send_to` failures.
+    pub send_errors: AtomicU64,
+    /// Messages waiting for a verification now.
+    pub pending: AtomicU64,
+}
+
+/// A snapshot of [`PushStats`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PushCounts {
+    /// See [`PushStats::sent`].
+    pub sent: u64,
+    /// See [`PushStats::retransmitted`].
+    pub retransmitted: u64,
+    /// See [`PushStats::verified`].
+    pub verified: u64,
+    /// See [`PushStats::verification_rejected`].
+    pub verification_rejected: u64,
+    /// See [`PushStats::marked_for_pull`].
+    pub marked_for_pull: u64,
+    /// See [`PushStats::skipped`].
+    pub skipped: u64,
+    /// See [`PushStats::send_errors`].
+    pub send_errors: u64,
+    /// See [`PushStats::pending`].
+    pub pending: u64,
+}
+
+impl PushStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> PushCounts {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PushCounts {
+            sent: g(&self.sent),
+            retransmitted: g(&self.retransmitted),
+            verified: g(&self.verified),
+            verification_rejected: g(&self.verification_rejected),
+            marked_for_pull: g(&self.marked_for_pull),
+            skipped: g(&self.skipped),
+            send_errors: g(&self.send_errors),
+            pending: g(&self.pending),
+        }
+    }
+}
+
+fn duration_us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the engine needs besides its jobs.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// Ports, verification and retransmission.
+    pub push: PushConfig,
+    /// IDi of the messages: the BM-SC's NAF-ID.
+    pub idi: Identity,
+    /// Profile switches of the unconfirmed points.
+    pub profile: Profile,
+}
+
+/// The handle HTTP handlers queue jobs on.
+#[derive(Debug, Clone)]
+pub struct PushHandle {
+    tx: mpsc::UnboundedSender<Vec<PushJob>>,
+    /// The engine's counters.
+    pub stats: Arc<PushStats>,
+    /// The local address pushes leave from (and verifications arrive at).
+    pub local_addr: SocketAddr,
+}
+
+impl PushHandle {
+    /// Queues jobs; they are sealed and sent in the engine's next batch. Returns `false` if
+    /// the engine has stopped.
+    pub fn queue(&self, jobs: Vec<PushJob>) -> bool {
+        jobs.is_empty() || self.tx.send(jobs).is_ok()
+    }
+}
+
+/// An MSK message waiting for its verification.
+struct Pending {
+    btid: String,
+    muk: Muk,
+    sent: SentMskMessage,
+    bytes: Vec<u8>,
+    dest: SocketAddr,
+    resends: u32,
+    due: Instant,
+}
+
+/// Largest number of jobs sealed in one batch (one counter transaction, one rayon pass).
+const BATCH: usize = 8192;
+
+/// Binds the push socket and starts the engine on the current tokio runtime. The engine runs
+/// until `shutdown` turns true, then finishes the batch in hand and returns.
+pub async fn start(
+    settings: PushSettings,
+    store: Arc<Mutex<SharedStore>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(PushHandle, tokio::task::JoinHandle<()>)> {
+    let socket = UdpSocket::bind(settings.push.bind).await?;
+    let local_addr = socket.local_addr()?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PushJob>>();
+    let stats = Arc::new(PushStats::default());
+    let handle = PushHandle {
+        tx,
+        stats: stats.clone(),
+        local_addr,
+    };
+    let task = tokio::spawn(async move {
+        let mut engine = Engine {
+            settings,
+            store,
+            socket,
+            stats,
+            pending: HashMap::new(),
+            rng: None,
+        };
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                }
+                jobs = rx.recv() => {
+                    let Some(mut jobs) = jobs else { break };
+                    while jobs.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(more) => jobs.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                    engine.deliver(jobs).await;
+                }
+                r = engine.socket.recv_from(&mut buf) => {
+                    match r {
+                        Ok((n, from)) => engine.on_datagram(&buf[..n], from),
+                        Err(e) => tracing::debug!(error = %e, "push socket receive"),
+                    }
+                }
+                _ = tick.tick() => engine.retransmit().await,
+            }
+        }
+    });
+    Ok((handle, task))
+}
+
+struct Engine {
+    settings: PushSettings,
+    store: Arc<Mutex<SharedStore>>,
+    socket: UdpSocket,
+    stats: Arc<PushStats>,
+    pending: HashMap<(String, KeyDomainId, MskId), Pending>,
+    rng: Option<ChaCha20Rng>,
+}
+
+/// A sealed message ready to send.
+struct Sealed {
+    btid: String,
+    muk: Muk,
+    sent: SentMskMessage,
+    bytes: Vec<u8>,
+    dest: SocketAddr,
+}
+
+impl Engine {
+    async fn deliver(&mut self, jobs: Vec<PushJob>) {
+        for chunk in jobs.chunks(BATCH) {
+            let rng = match self.rng.take() {
+                Some(r) => r,
+                None => match ChaCha20Rng::try_from_os_rng() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "no OS randomness: MSK messages not sent");
+                        return;
+                    }
+                },
+            };
+            let chunk = chunk.to_vec();
+            let chunk_len = chunk.len();
+            let store = self.store.clone();
+            let settings = self.settings.clone();
+            let stats = self.stats.clone();
+            let started = Instant::now();
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut rng = rng;
+                let sealed = seal_batch(&store, &settings, &stats, &chunk, &mut rng);
+                (sealed, rng)
+            })
+            .await;
+            let sealed_at = Instant::now();
+            let (sealed, rng) = match joined {
+                Ok((Ok(sealed), rng)) => (sealed, rng),
+                Ok((Err(e), rng)) => {
+                    tracing::error!(error = %e, "key store: MSK messages not sent");
+                    self.rng = Some(rng);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "sealing task failed");
+                    continue;
+                }
+            };
+            self.rng = Some(rng);
+            let verify = self.settings.push.verify;
+            let first = Duration::from_millis(self.settings.push.first_retry_ms);
+            for s in sealed {
+                if let Err(e) = self.socket.send_to(&s.bytes, s.dest).await {
+                    bump(&self.stats.send_errors);
+                    tracing::warn!(btid = %s.btid, dest = %s.dest, error = %e, "MSK push not sent");
+                    continue;
+                }
+                bump(&self.stats.sent);
+                if verify {
+                    let key = (s.btid.clone(), s.sent.key_domain_id, s.sent.msk_id);
+                    let p = Pending {
+                        btid: s.btid,
+                        muk: s.muk,
+                        sent: s.sent,
+                        bytes: s.bytes,
+                        dest: s.dest,
+                        resends: 0,
+                        due: Instant::now() + first,
+                    };
+                    if self.pending.insert(key, p).is_none() {
+                        bump(&self.stats.pending);
+                    }
+                }
+            }
+            tracing::debug!(
+                jobs = chunk_len,
+                seal_us = duration_us(sealed_at - started),
+                send_us = duration_us(sealed_at.elapsed()),
+                "push batch"
+            );
+        }
+    }
+
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+        let ids = match MessageIds::peek(bytes) {
+            Ok(ids) => ids,
+            Err(e) => {
+                bump(&self.stats.verification_rejected);
+                tracing::debug!(%from, error = %e, "not a MIKEY message");
+                return;
+            }
+        };
+        let (Some(kd), Some(msk_id)) = (ids.key_domain_id, ids.msk_id) else {
+            bump(&self.stats.verification_rejected);
+            tracing::debug!(%from, "verification without Key Domain ID and MSK ID");
+            return;
+        };
+        // The UE names itself in IDr (its B-TID); without IDr, the one outstanding message to
+        // the sender's address for that MSK.
+        let key = match ids
+            .idr
+            .as_ref()
+            .map(|i| String::from_utf8_lossy(&i.value).into_owned())
+        {
+            Some(btid) => (btid, kd, msk_id),
+            None => match self
+                .pending
+                .iter()
+                .find(|((_, k, m), p)| *k == kd && *m == msk_id && p.dest.ip() == from.ip())
+            {
+                Some((k, _)) => k.clone(),
+                None => (String::new(), kd, msk_id),
+            },
+        };
+        let Some(p) = self.pending.get(&key).filter(|p| p.dest.ip() == from.ip()) else {
+            bump(&self.stats.verification_rejected);
+            tracing::debug!(%from, ?msk_id, "verification for no outstanding MSK message");
+            return;
+        };
+        match check_verification(&p.muk, &p.sent, bytes, &self.settings.profile) {
+            Ok(()) => {
+                tracing::debug!(btid = %p.btid, ?msk_id, "MSK delivery verified");
+                self.pending.remove(&key);
+                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                bump(&self.stats.verified);
+            }
+            Err(e) => {
+                bump(&self.stats.verification_rejected);
+                tracing::info!(%from, ?msk_id, error = %e, "verification message rejected");
+            }
+        }
+    }
+
+    async fn retransmit(&mut self) {
+        let now = Instant::now();
+        let retries = self.settings.push.retries;
+        let first = self.settings.push.first_retry_ms;
+        let due: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let Some(p) = self.pending.get_mut(&key) else {
+                continue;
+            };
+            if p.resends >= retries {
+                tracing::warn!(btid = %p.btid, msk_id = ?key.2, "no verification: UE marked for pull");
+                self.pending.remove(&key);
+                self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+                bump(&self.stats.marked_for_pull);
+                continue;
+            }
+            p.resends += 1;
+            let wait = first.saturating_mul(1u64 << p.resends.min(20));
+            p.due = now + Duration::from_millis(wait);
+            match self.socket.send_to(&p.bytes, p.dest).await {
+                Ok(_) => bump(&self.stats.retransmitted),
+                Err(e) => {
+                    bump(&self.stats.send_errors);
+                    tracing::warn!(dest = %p.dest, error = %e, "retransmission not sent");
+                }
+            }
+        }
+    }
+}
+
+/// Reserves one MUK counter per job (one committed transaction), then seals the messages
+/// across the rayon pool. Jobs whose UE is gone or whose counter is exhausted are skipped.
+fn seal_batch(
+    store: &Mutex<SharedStore>,
+    settings: &PushSettings,
+    stats: &PushStats,
+    jobs: &[PushJob],
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<Sealed>, mbms_keystore::StoreError> {
+    let started = Instant::now();
+    let reserved = {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        let btids: Vec<&str> = jobs.iter().map(|j| j.btid.as_str()).collect();
+        store.reserve_muk_counters_with_keys(&btids)?
+    };
+    tracing::debug!(
+        jobs = jobs.len(),
+        reserve_us = duration_us(started.elapsed()),
+        "MUK counters reserved"
+    );
+    let policy = SecurityPolicy::srtp_default(1);
+    let mut prepared = Vec::with_capacity(jobs.len());
+    for (job, reserved) in jobs.iter().zip(reserved) {
+        let Some((counter, muk)) = reserved else {
+            bump(&stats.skipped);
+            continue;
+        };
+        let mut rand = [0u8; 16];
+        rng.fill_bytes(&mut rand);
+        prepared.push((job, counter, muk, rand, Identity::nai(job.btid.as_bytes())));
+    }
+    let params: Vec<MskMessageParams<'_>> = prepared
+        .iter()
+        .map(|(job, counter, _, rand, idr)| MskMessageParams {
+            key_domain_id: job.msk.key_domain_id,
+            msk_id: job.msk.msk_id,
+            msk: &job.msk.msk,
+            validity: job.msk.validity,
+            policy: match job.kind {
+                ServiceKind::Streaming => Some(&policy),
+                ServiceKind::Download => None,
+            },
+            counter: *counter,
+            csb_id: job.msk.csb_id,
+            rand,
+            idi: &settings.idi,
+            idr,
+            verification_requested: settings.push.verify,
+        })
+        .collect();
+    let batch: Vec<MskJob<'_>> = prepared
+        .iter()
+        .zip(&params)
+        .map(|((_, _, muk, _, _), p)| MskJob { muk, params: *p })
+        .collect();
+    let mut outs = Vec::new();
+    seal_msk_batch_into(&batch, &settings.profile, &mut outs);
+    let port = settings.push.port;
+    Ok(prepared
+        .iter()
+        .zip(&params)
+        .zip(outs)
+        .map(|(((job, _, muk, _, _), p), bytes)| Sealed {
+            btid: job.btid.clone(),
+            muk: muk.clone(),
+            sent: SentMskMessage::from_params(p),
+            bytes,
+            dest: SocketAddr::new(job.ue_addr, port),
+        })
+        .collect())
+}

@@ -9,6 +9,7 @@
 //! ```text
 //! bmsc-load provision --store sqlite:DIR/bmsc.db --count N [--register SERVICE --addr 127.0.0.1]
 //! bmsc-load http --target 127.0.0.1:8080 --clients 500 --seconds 10 [--rate PER_CLIENT_PER_S]
+//!                [--only register|msk]
 //! bmsc-load push --admin 127.0.0.1:8081 --service ID --sink-port P --expect N
 //! ```
 //! Each mode prints one JSON line.
@@ -204,6 +205,8 @@ async fn client(
     stop: Arc<AtomicBool>,
     totals: Arc<Totals>,
     interval: Option<Duration>,
+    only: Option<String>,
+    phase: f64,
 ) -> Vec<u32> {
     let (btid, _, mrk) = ue(i);
     let password = mrk_password(&mrk).to_string();
@@ -229,7 +232,10 @@ async fn client(
     let msk_target = "/keymanagement?requesttype=msk-request";
     let mut challenge: Option<Challenge> = None;
     let mut nc = 0u32;
-    let mut next = Instant::now();
+    // Clients are spread evenly over the first interval (client i starts i/clients of an
+    // interval late), as a population of UEs would be: paced clients started at one instant
+    // would stay in lockstep and measure their own bursts.
+    let mut next = Instant::now() + interval.map_or(Duration::ZERO, |iv| iv.mul_f64(phase));
     let mut n = 0u64;
     let mut msk_body = String::new();
     while !stop.load(Ordering::Relaxed) {
@@ -239,7 +245,12 @@ async fn client(
                 tokio::time::sleep(wait).await;
             }
         }
-        let (tgt, media, body) = if n.is_multiple_of(2) || msk_body.is_empty() {
+        let register_now = match only.as_deref() {
+            Some("register") => true,
+            Some("msk") => msk_body.is_empty(),
+            _ => n.is_multiple_of(2) || msk_body.is_empty(),
+        };
+        let (tgt, media, body) = if register_now {
             (reg_target, xml::REGISTER_MEDIA_TYPE, register.as_bytes())
         } else {
             (msk_target, xml::MSK_REQUEST_MEDIA_TYPE, msk_body.as_bytes())
@@ -342,6 +353,8 @@ async fn http(args: &[String]) {
             stop.clone(),
             totals.clone(),
             interval,
+            arg(args, "--only"),
+            i as f64 / clients as f64,
         )));
     }
     let start = Instant::now();
@@ -390,19 +403,35 @@ async fn push(args: &[String]) {
     let last = Arc::new(std::sync::Mutex::new(Instant::now()));
     let (r2, l2) = (received.clone(), last.clone());
     let drain = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
+        use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+        use std::io::IoSliceMut;
+        use std::os::fd::AsRawFd;
+        // recvmmsg, 64 datagrams per call: the sink should cost the machine little.
+        let mut bufs = vec![[0u8; 512]; 64];
         let mut idle = 0;
         loop {
-            match sink.recv(&mut buf) {
-                Ok(_) => {
+            let n = {
+                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                    bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+                let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
+                recvmmsg(
+                    sink.as_raw_fd(),
+                    &mut headers,
+                    iovs.iter_mut(),
+                    MsgFlags::empty(),
+                    None,
+                )
+                .map(Iterator::count)
+            };
+            match n {
+                Ok(n) if n > 0 => {
                     idle = 0;
-                    if r2.fetch_add(1, Ordering::Relaxed) + 1 == expect {
-                        *l2.lock().unwrap() = Instant::now();
+                    *l2.lock().unwrap() = Instant::now();
+                    if r2.fetch_add(n as u64, Ordering::Relaxed) + n as u64 >= expect {
                         return;
                     }
-                    *l2.lock().unwrap() = Instant::now();
                 }
-                Err(_) => {
+                _ => {
                     idle += 1;
                     if idle > 6 {
                         return;

@@ -162,6 +162,33 @@ struct Pending {
 /// Largest number of jobs sealed in one batch (one counter transaction, one rayon pass).
 const BATCH: usize = 8192;
 
+/// Datagrams per `sendmmsg`.
+const SEND_BATCH: usize = 64;
+
+/// One `sendmmsg` of up to [`SEND_BATCH`] messages, each to its own UE. Returns how many the
+/// kernel took (at least one), or the error of the first.
+fn send_batch(socket: &UdpSocket, batch: &[Sealed]) -> std::io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|s| [IoSlice::new(&s.bytes)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = batch
+        .iter()
+        .map(|s| Some(SockaddrStorage::from(s.dest)))
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
+    let cmsgs: [ControlMessage<'_>; 0] = [];
+    let sent = sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        &iovs,
+        &addrs,
+        cmsgs,
+        MsgFlags::empty(),
+    )?;
+    Ok(sent.count())
+}
+
 /// Binds the push socket and starts the engine on the current tokio runtime. The engine runs
 /// until `shutdown` turns true, then finishes the batch in hand and returns.
 pub async fn start(
@@ -239,37 +266,53 @@ struct Sealed {
     dest: SocketAddr,
 }
 
+/// Sealed messages of one chunk, or why there are none.
+type SealOutcome = Result<Vec<Sealed>, String>;
+
 impl Engine {
-    async fn deliver(&mut self, jobs: Vec<PushJob>) {
-        for chunk in jobs.chunks(BATCH) {
-            let rng = match self.rng.take() {
-                Some(r) => r,
-                None => match ChaCha20Rng::try_from_os_rng() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "no OS randomness: MSK messages not sent");
-                        return;
-                    }
-                },
-            };
-            let chunk = chunk.to_vec();
-            let chunk_len = chunk.len();
-            let store = self.store.clone();
-            let settings = self.settings.clone();
-            let stats = self.stats.clone();
+    /// Seals `chunk` on the blocking pool (counters reserved, then sealed across cores).
+    fn spawn_seal(&mut self, chunk: Vec<PushJob>) -> Option<tokio::task::JoinHandle<SealOutcome>> {
+        // One RNG per chunk, seeded from the engine's (itself seeded from the OS once).
+        let parent = match self.rng.as_mut() {
+            Some(r) => r,
+            None => match ChaCha20Rng::try_from_os_rng() {
+                Ok(r) => self.rng.insert(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "no OS randomness: MSK messages not sent");
+                    return None;
+                }
+            },
+        };
+        let mut rng = ChaCha20Rng::from_rng(parent);
+        let store = self.store.clone();
+        let settings = self.settings.clone();
+        let stats = self.stats.clone();
+        Some(tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let joined = tokio::task::spawn_blocking(move || {
-                let mut rng = rng;
-                let sealed = seal_batch(&store, &settings, &stats, &chunk, &mut rng);
-                (sealed, rng)
-            })
-            .await;
-            let sealed_at = Instant::now();
-            let (sealed, rng) = match joined {
-                Ok((Ok(sealed), rng)) => (sealed, rng),
-                Ok((Err(e), rng)) => {
-                    tracing::error!(error = %e, "key store: MSK messages not sent");
-                    self.rng = Some(rng);
+            let sealed = seal_batch(&store, &settings, &stats, &chunk, &mut rng)
+                .map_err(|e| format!("key store: {e}"));
+            tracing::debug!(
+                jobs = chunk.len(),
+                seal_us = duration_us(started.elapsed()),
+                "push batch sealed"
+            );
+            sealed
+        }))
+    }
+
+    /// Seals and sends `jobs` in chunks; chunk `k + 1` is sealed while chunk `k` is sent.
+    async fn deliver(&mut self, jobs: Vec<PushJob>) {
+        let mut chunks = jobs.chunks(BATCH).map(<[PushJob]>::to_vec);
+        let Some(first) = chunks.next() else { return };
+        let mut next = self.spawn_seal(first);
+        while let Some(task) = next.take() {
+            if let Some(chunk) = chunks.next() {
+                next = self.spawn_seal(chunk);
+            }
+            let sealed = match task.await {
+                Ok(Ok(sealed)) => sealed,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "MSK messages not sent");
                     continue;
                 }
                 Err(e) => {
@@ -277,38 +320,69 @@ impl Engine {
                     continue;
                 }
             };
-            self.rng = Some(rng);
-            let verify = self.settings.push.verify;
-            let first = Duration::from_millis(self.settings.push.first_retry_ms);
-            for s in sealed {
-                if let Err(e) = self.socket.send_to(&s.bytes, s.dest).await {
+            let started = Instant::now();
+            let n = sealed.len();
+            self.send_all(sealed).await;
+            tracing::debug!(
+                messages = n,
+                send_us = duration_us(started.elapsed()),
+                "push batch sent"
+            );
+        }
+    }
+
+    /// Sends sealed messages, up to [`SEND_BATCH`] per `sendmmsg`, waiting for the socket to
+    /// drain when it is full; remembers those that wait for a verification.
+    async fn send_all(&mut self, sealed: Vec<Sealed>) {
+        let verify = self.settings.push.verify;
+        let first = Duration::from_millis(self.settings.push.first_retry_ms);
+        let mut at = 0;
+        while at < sealed.len() {
+            let batch = &sealed[at..sealed.len().min(at + SEND_BATCH)];
+            let sent = loop {
+                if let Err(e) = self.socket.writable().await {
+                    tracing::warn!(error = %e, "push socket");
+                }
+                match self.socket.try_io(tokio::io::Interest::WRITABLE, || {
+                    send_batch(&self.socket, batch)
+                }) {
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                }
+            };
+            let n = match sent {
+                Ok(n) => n.max(1).min(batch.len()),
+                Err(e) => {
+                    // The first message of the batch failed (e.g. no route to that UE): count
+                    // it and go on with the next.
                     bump(&self.stats.send_errors);
-                    tracing::warn!(btid = %s.btid, dest = %s.dest, error = %e, "MSK push not sent");
+                    tracing::warn!(btid = %batch[0].btid, dest = %batch[0].dest, error = %e, "MSK push not sent");
+                    at += 1;
                     continue;
                 }
-                bump(&self.stats.sent);
-                if verify {
-                    let key = (s.btid.clone(), s.sent.key_domain_id, s.sent.msk_id);
-                    let p = Pending {
-                        btid: s.btid,
-                        muk: s.muk,
-                        sent: s.sent,
-                        bytes: s.bytes,
-                        dest: s.dest,
-                        resends: 0,
-                        due: Instant::now() + first,
-                    };
-                    if self.pending.insert(key, p).is_none() {
-                        bump(&self.stats.pending);
-                    }
+            };
+            self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+            at += n;
+        }
+        if verify {
+            let due = Instant::now() + first;
+            for s in sealed {
+                let key = (s.btid.clone(), s.sent.key_domain_id, s.sent.msk_id);
+                let p = Pending {
+                    btid: s.btid,
+                    muk: s.muk,
+                    sent: s.sent,
+                    bytes: s.bytes,
+                    dest: s.dest,
+                    resends: 0,
+                    due,
+                };
+                if self.pending.insert(key, p).is_none() {
+                    bump(&self.stats.pending);
                 }
             }
-            tracing::debug!(
-                jobs = chunk_len,
-                seal_us = duration_us(sealed_at - started),
-                send_us = duration_us(sealed_at.elapsed()),
-                "push batch"
-            );
         }
     }
 

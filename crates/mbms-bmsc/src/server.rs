@@ -123,6 +123,13 @@ struct App {
     cfg: Config,
     key_domain: KeyDomainId,
     store: Arc<Mutex<SharedStore>>,
+    /// Connections for lookups (the writer above commits; these only read).
+    readers: Vec<Arc<Mutex<SharedStore>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
+    /// Lookups run in place (SQLite) rather than on the blocking pool (PostgreSQL).
+    inline_reads: bool,
+    /// Registrations waiting for the next group commit.
+    registrar: std::sync::mpsc::Sender<Registering>,
     nonce_key: NonceKey,
     /// Highest nonce count seen per nonce (replayed requests are refused).
     nonce_counts: Mutex<HashMap<String, (u32, u64)>>,
@@ -164,6 +171,20 @@ pub async fn serve(
         .await
         .map_err(|e| ServeError::Internal(format!("key store task: {e}")))??;
     let store = Arc::new(Mutex::new(SharedStore(Some(store))));
+    let mut readers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        let url = cfg.store_url()?;
+        let reader = tokio::task::spawn_blocking(move || KeyStore::open_url(&url))
+            .await
+            .map_err(|e| ServeError::Internal(format!("key store task: {e}")))??;
+        readers.push(Arc::new(Mutex::new(SharedStore(Some(reader)))));
+    }
+    let (registrar, registering) = std::sync::mpsc::channel();
+    let registrar_store = store.clone();
+    let registrar_thread = std::thread::Builder::new()
+        .name("registrar".into())
+        .spawn(move || group_commit(registrar_store, registering))
+        .map_err(|e| ServeError::Internal(format!("registrar thread: {e}")))?;
     let mut rng =
         rand_chacha::ChaCha20Rng::try_from_os_rng().map_err(|e| ServeError::Rng(e.to_string()))?;
     let mut secret = [0u8; 32];
@@ -216,6 +237,10 @@ pub async fn serve(
         cfg,
         key_domain,
         store,
+        readers,
+        next_reader: std::sync::atomic::AtomicUsize::new(0),
+        inline_reads: path.is_some(),
+        registrar,
         nonce_key,
         nonce_counts: Mutex::new(HashMap::new()),
         push,
@@ -250,13 +275,19 @@ pub async fn serve(
             }
         }
     };
+    // Answers go out at once (no Nagle delay behind the client's delayed ACK).
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    };
     let ue_server = axum::serve(
-        listener,
+        axum::serve::ListenerExt::tap_io(listener, nodelay),
         ue_routes.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop(shutdown.clone()));
     let admin_server = axum::serve(
-        admin_listener,
+        axum::serve::ListenerExt::tap_io(admin_listener, nodelay),
         admin_routes.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop(shutdown.clone()));
@@ -275,6 +306,13 @@ pub async fn serve(
         }
     }
     let _ = push_task.await;
+    drop(app);
+    // The registrar ends when the last handler is gone (at once, unless a connection hangs).
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::task::spawn_blocking(move || registrar_thread.join()),
+    )
+    .await;
     tracing::info!("BM-SC stopped");
     Ok(())
 }
@@ -306,21 +344,110 @@ async fn with_store<T: Send + 'static>(
     app: &Shared,
     f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || {
+    on_store(app.store.clone(), f).await
+}
+
+/// Runs a read-only key-store lookup on one of the reader connections, so that lookups do not
+/// wait behind the writer's commits.
+async fn with_reader<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let i = app
+        .next_reader
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % app.readers.len();
+    let reader = app.readers[i].clone();
+    if app.inline_reads {
+        // An SQLite lookup takes microseconds: done in place, it saves two thread hand-offs
+        // (which cost milliseconds under load on a small VM). PostgreSQL's synchronous client
+        // may not run on a runtime thread, so its lookups go to the blocking pool.
+        let mut s = reader.lock().unwrap_or_else(|e| e.into_inner());
+        return f(&mut s).map_err(store_error);
+    }
+    on_store(reader, f).await
+}
+
+async fn on_store<T: Send + 'static>(
+    store: Arc<Mutex<SharedStore>>,
+    f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let outcome = tokio::task::spawn_blocking(move || {
         let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut s)
     })
-    .await
-    {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "key store");
-            Err((StatusCode::INTERNAL_SERVER_ERROR, "key store error\n").into_response())
-        }
+    .await;
+    match outcome {
+        Ok(r) => r.map_err(store_error),
         Err(e) => {
             tracing::error!(error = %e, "key store task");
             Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response())
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    tracing::error!(error = %e, "key store");
+    (StatusCode::INTERNAL_SERVER_ERROR, "key store error\n").into_response()
+}
+
+/// Readers: connections for lookups beside the one writer.
+const READERS: usize = 2;
+
+/// Registrations committed together at most.
+const GROUP_COMMIT: usize = 4096;
+
+/// One registration request waiting for its commit.
+struct Registering {
+    btid: String,
+    services: Vec<String>,
+    addr: IpAddr,
+    /// `Ok(true)` once committed, `Ok(false)` if the UE is not provisioned (any more).
+    reply: tokio::sync::oneshot::Sender<Result<bool, ()>>,
+}
+
+/// Commits registrations in groups, on a thread of its own: everything that arrived while
+/// the previous commit ran goes into the next one, so that many registrations share one
+/// fsync. Each request is answered only after the commit that holds it. Ends when every
+/// sender is gone.
+fn group_commit(store: Arc<Mutex<SharedStore>>, rx: std::sync::mpsc::Receiver<Registering>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<(&str, &str, IpAddr)> = group
+            .iter()
+            .flat_map(|r| {
+                r.services
+                    .iter()
+                    .map(|s| (r.btid.as_str(), s.as_str(), r.addr))
+            })
+            .collect();
+        let stored = {
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.register_many(&items, now_secs())
+        };
+        let stored = match stored {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                tracing::error!(error = %e, "key store: registrations not stored");
+                None
+            }
+        };
+        let mut at = 0;
+        for r in group {
+            let n = r.services.len();
+            let answer = match &stored {
+                // A registration to no known service stores nothing and needs no UE check.
+                Some(stored) => Ok(stored[at..at + n].iter().all(|s| *s)),
+                None => Err(()),
+            };
+            at += n;
+            let _ = r.reply.send(answer);
         }
     }
 }
@@ -385,7 +512,7 @@ async fn authenticate(
     };
     let btid = creds.username.clone();
     let lookup = btid.clone();
-    let Some(ue) = with_store(app, move |s| s.ue(&lookup)).await? else {
+    let Some(ue) = with_reader(app, move |s| s.ue(&lookup)).await? else {
         tracing::info!(%btid, "unknown B-TID");
         return Err(challenge(app, false));
     };
@@ -474,6 +601,24 @@ async fn keymanagement(
     body: Bytes,
 ) -> Response {
     debug_assert_eq!(method, Method::POST);
+    let started = std::time::Instant::now();
+    let r = keymanagement_inner(&app, peer, q, &uri, &headers, &body).await;
+    tracing::debug!(
+        status = r.status().as_u16(),
+        us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "keymanagement"
+    );
+    r
+}
+
+async fn keymanagement_inner(
+    app: &Shared,
+    peer: SocketAddr,
+    q: KmQuery,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     let (procedure, expected) = match q.requesttype.as_deref() {
         Some("register") => (Some(Procedure::Register), xml::REGISTER_MEDIA_TYPE),
         Some("deregister") => (Some(Procedure::Deregister), xml::DEREGISTER_MEDIA_TYPE),
@@ -486,11 +631,11 @@ async fn keymanagement(
                 .into_response();
         }
     };
-    let btid = match authenticate(&app, &headers, &uri, &body).await {
+    let btid = match authenticate(app, headers, uri, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if media_type(&headers) != expected {
+    if media_type(headers) != expected {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type must be {expected}\n"),
@@ -499,22 +644,22 @@ async fn keymanagement(
     }
     match procedure {
         Some(p) => {
-            let list = match xml::parse_service_list(p, &body) {
+            let list = match xml::parse_service_list(p, body) {
                 Ok(l) => l,
                 Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
             };
-            let addr = ue_address(&app, peer, &headers);
+            let addr = ue_address(app, peer, headers);
             match p {
-                Procedure::Register => register(&app, btid, list.service_ids, addr).await,
-                Procedure::Deregister => deregister(&app, btid, list.service_ids).await,
+                Procedure::Register => register(app, btid, list.service_ids, addr).await,
+                Procedure::Deregister => deregister(app, btid, list.service_ids).await,
             }
         }
         None => {
-            let req = match xml::parse_msk_request(&body) {
+            let req = match xml::parse_msk_request(body) {
                 Ok(r) => r,
                 Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
             };
-            msk_request(&app, btid, req.keys).await
+            msk_request(app, btid, req.keys).await
         }
     }
 }
@@ -525,10 +670,25 @@ async fn register(app: &Shared, btid: String, ids: Vec<String>, addr: IpAddr) ->
         .filter(|id| app.cfg.service(id).is_some())
         .cloned()
         .collect();
-    let (b, k) = (btid.clone(), known.clone());
-    let msks = with_store(app, move |s| {
-        let refs: Vec<&str> = k.iter().map(String::as_str).collect();
-        s.register(&b, &refs, addr, now_secs())?;
+    let (reply, stored) = tokio::sync::oneshot::channel();
+    let queued = app.registrar.send(Registering {
+        btid: btid.clone(),
+        services: known.clone(),
+        addr,
+        reply,
+    });
+    match (queued, stored.await) {
+        (Ok(()), Ok(Ok(true))) => {}
+        (Ok(()), Ok(Ok(false))) => {
+            // Removed between authentication and commit.
+            return challenge(app, false);
+        }
+        _ => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "key store error\n").into_response();
+        }
+    }
+    let k = known.clone();
+    let msks = with_reader(app, move |s| {
         k.iter()
             .map(|id| Ok((id.clone(), s.current_msk(id)?)))
             .collect::<Result<Vec<_>, StoreError>>()
@@ -602,7 +762,7 @@ async fn deregister(app: &Shared, btid: String, ids: Vec<String>) -> Response {
 
 async fn msk_request(app: &Shared, btid: String, keys: Vec<xml::KeyRef>) -> Response {
     let (b, k) = (btid.clone(), keys.clone());
-    let looked_up = with_store(app, move |s| {
+    let looked_up = with_reader(app, move |s| {
         let mut out = Vec::with_capacity(k.len());
         for key in &k {
             let msk = s.msk(key.key_domain_id, key.msk_id)?;
@@ -689,7 +849,7 @@ struct Health {
 }
 
 async fn health(State(app): State<Shared>) -> Response {
-    match with_store(&app, |s| s.ue_count()).await {
+    match with_reader(&app, |s| s.ue_count()).await {
         Ok(ues) => axum::Json(Health {
             status: "ok",
             ues,

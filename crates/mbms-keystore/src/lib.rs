@@ -393,6 +393,19 @@ impl KeyStore {
         self.path.as_deref()
     }
 
+    /// Marks the MSK (`kd`, `msk_id`) as used by this process for as long as the store stays
+    /// open, so that two senders never take up the same current MTK: `Ok(false)` if another
+    /// holds it. On PostgreSQL a session advisory lock (it goes with the connection, and so
+    /// with the process, even on `kill -9`; a lost and re-opened connection loses it). On
+    /// SQLite always `Ok(true)`: there the caller takes a lock file beside the store file.
+    pub fn lock_msk_for_session(
+        &mut self,
+        kd: KeyDomainId,
+        msk_id: MskId,
+    ) -> Result<bool, StoreError> {
+        dispatch_mut!(self, _c => Ok(true), pg::lock_msk_for_session(_c, kd, msk_id))
+    }
+
     /// Which backend holds the state: `"sqlite"` or `"postgres"`.
     pub fn url_kind(&self) -> &'static str {
         match self.conn {

@@ -914,6 +914,22 @@ pub(crate) fn remove_ue(pg: &mut PgConn, btid: &str) -> Result<bool, StoreError>
     })
 }
 
+/// Takes the session-level advisory lock of one sender on the MSK (`kd`, `msk_id`), held
+/// until the connection closes (the process ends): `false` if another session holds it.
+pub(crate) fn lock_msk_for_session(
+    pg: &mut PgConn,
+    kd: KeyDomainId,
+    msk_id: MskId,
+) -> Result<bool, StoreError> {
+    // Tag 0x02 in the top byte: apart from the transaction locks of the same MSK (0x01).
+    let key = (msk_lock(kd, msk_id) & !(0xff_i64 << 56)) | (0x02_i64 << 56);
+    let row = pg
+        .read()?
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
+    row.try_get::<_, bool>(0)
+        .map_err(|_| StoreError::Corrupt("pg_try_advisory_lock"))
+}
+
 pub(crate) fn ue_count(pg: &mut PgConn) -> Result<u64, StoreError> {
     let row = pg.read()?.query_one("SELECT count(*) FROM ue", &[])?;
     int::<u64>(&row, 0, "ue count")

@@ -289,3 +289,26 @@ fn listings_are_in_byte_order_under_a_linguistic_collation() {
         vec!["Svc-a", "svc-A", "svc-b", "svc_a"]
     );
 }
+
+#[test]
+fn one_session_at_a_time_holds_a_senders_msk_lock() {
+    let Some(db) = Postgres::new() else { return };
+    let kd = mbms_core::KeyDomainId([0x00, 0xf1, 0x10]);
+    let (mut a, mut b) = (db.open(), db.open());
+    assert!(a.lock_msk_for_session(kd, MskId(0x0001_0001)).unwrap());
+    assert!(!b.lock_msk_for_session(kd, MskId(0x0001_0001)).unwrap());
+    // Another MSK is free; the lock is not a transaction lock of the same MSK.
+    assert!(b.lock_msk_for_session(kd, MskId(0x0001_0002)).unwrap());
+    a.reserve_mtk_ids(kd, MskId(0x0001_0001), backends::interval(1, 10), 2)
+        .unwrap();
+    b.reserve_mtk_ids(kd, MskId(0x0001_0001), backends::interval(1, 10), 2)
+        .unwrap();
+    // The lock goes with the connection.
+    drop(a);
+    assert!(b.lock_msk_for_session(kd, MskId(0x0001_0001)).unwrap());
+    // SQLite: always granted (the sender locks a file beside the store instead).
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = KeyStore::open(&dir.path().join("k.db")).unwrap();
+    assert!(s.lock_msk_for_session(kd, MskId(1)).unwrap());
+    assert!(s.lock_msk_for_session(kd, MskId(1)).unwrap());
+}

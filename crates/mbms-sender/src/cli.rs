@@ -230,6 +230,11 @@ struct ServiceOpts {
     /// Key state directory (SQLite key store) [default: mbms-state].
     #[arg(long, help_heading = "Keys")]
     state_dir: Option<PathBuf>,
+    /// Key store shared with the BM-SC instead of the state directory's own: `sqlite:PATH`
+    /// (e.g. the BM-SC's `bmsc.db`) or `postgres://user:password@host/db`. The service's
+    /// current MSK is the one the BM-SC made current (name the service by its service ID).
+    #[arg(long, value_name = "URL", help_heading = "Keys")]
+    store: Option<String>,
     /// Take the MSK from this key file (docs/keyfile.md) instead of the store.
     #[arg(long, value_name = "FILE", help_heading = "Keys")]
     msk_file: Option<PathBuf>,
@@ -277,7 +282,7 @@ impl ServiceOpts {
     fn over(mut self, file: &ServiceOpts) -> Self {
         overlay!(self, file; group, port, mikey_port, interface, ttl, loopback, source_port, gso,
             no_network, pcap, loop_count, generate, streams, payload_size, gen_rate, count,
-            duration, speed, rate_pps, rate_bps, fast, state_dir, msk_file, rotate_secs,
+            duration, speed, rate_pps, rate_bps, fast, state_dir, store, msk_file, rotate_secs,
             rotate_packets, repeat_secs, mtk_max_packets, protection, pcap_out, deterministic,
             batch, crypto_threads, rcc);
         if self.select_port.is_empty() {
@@ -339,6 +344,27 @@ fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(err)?;
     Ok(KeyStore::open(&dir.join("keys.sqlite"))?)
+}
+
+/// A key store shared with the BM-SC, and the directory of its MSK lock files: beside the
+/// SQLite file (so that senders sharing it see each other's locks), or the state directory
+/// for PostgreSQL (where the store's session lock covers other hosts).
+fn shared_store(url: &str, state_dir: &Path) -> Result<(KeyStore, PathBuf), SendError> {
+    let store = KeyStore::open_url(url)?;
+    let dir = match store.path() {
+        Some(file) => file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        None => {
+            let err = |e: std::io::Error| {
+                SendError::Config(format!("state directory {}: {e}", state_dir.display()))
+            };
+            std::fs::create_dir_all(state_dir).map_err(err)?;
+            state_dir.to_path_buf()
+        }
+    };
+    Ok((store, dir))
 }
 
 /// Takes the MSK's lock in the state directory for the whole run: two senders on one MSK would
@@ -636,7 +662,10 @@ fn run_service(
             .state_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("mbms-state"));
-        let mut store = store_at(&state_dir)?;
+        let (mut store, lock_dir) = match &o.store {
+            None => (store_at(&state_dir)?, state_dir.clone()),
+            Some(url) => shared_store(url, &state_dir)?,
+        };
         let msk = match &o.msk_file {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -648,11 +677,17 @@ fn run_service(
             None => store.current_msk(service)?.ok_or_else(|| {
                 SendError::Config(format!(
                     "no MSK for service {service:?} in {}: create one with `mbms-send keys new --service {service}` or give --msk-file",
-                    state_dir.display()
+                    o.store.clone().unwrap_or_else(|| state_dir.display().to_string())
                 ))
             })?,
         };
-        let lock = lock_msk(&state_dir, &msk)?;
+        let lock = lock_msk(&lock_dir, &msk)?;
+        if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
+            return Err(SendError::Config(format!(
+                "MSK {:?} is in use by another mbms-send on this key store",
+                msk.msk_id
+            )));
+        }
         let rotation = RotationPolicy {
             every: o
                 .rotate_secs

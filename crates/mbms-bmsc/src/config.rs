@@ -132,6 +132,15 @@ pub struct ServiceConfig {
     /// The MTK IDs each MSK may protect (KV interval), `[from, to]`.
     #[serde(default = "default_validity")]
     pub mtk_ids: [u16; 2],
+    /// Lifetime of each MSK in seconds: the BM-SC then runs the service's MSKs itself (the
+    /// next MSK delivered `msk_lead_secs` ahead, current at the end of the lifetime). Unset:
+    /// MSKs change only on `POST /admin/msk`.
+    #[serde(default)]
+    pub msk_lifetime_secs: Option<u64>,
+    /// How long before the switch the next MSK is created and pushed [default: a quarter of
+    /// the lifetime, at least 1 s].
+    #[serde(default)]
+    pub msk_lead_secs: Option<u64>,
 }
 
 fn default_backoff() -> u32 {
@@ -146,6 +155,12 @@ impl ServiceConfig {
     /// Whether this service's MSKs are pushed unasked.
     pub fn pushes(&self, push: &PushConfig) -> bool {
         self.push.unwrap_or(push.enabled) && push.enabled
+    }
+
+    /// Seconds between the next MSK's delivery and its use.
+    pub fn lead_secs(&self) -> u64 {
+        self.msk_lead_secs
+            .unwrap_or_else(|| (self.msk_lifetime_secs.unwrap_or(0) / 4).max(1))
     }
 
     /// The KV interval of this service's MSKs.
@@ -281,6 +296,15 @@ impl Config {
             if !seen.insert(&s.id) {
                 return Err(ConfigError::Invalid(format!(
                     "service {:?} is listed twice",
+                    s.id
+                )));
+            }
+            if let Some(life) = s.msk_lifetime_secs
+                && (!(2..=10 * 365 * 86_400).contains(&life) || s.lead_secs() >= life)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: msk_lifetime_secs must be 2 s to 10 years and \
+                     msk_lead_secs below it",
                     s.id
                 )));
             }

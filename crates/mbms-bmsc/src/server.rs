@@ -36,7 +36,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::config::{Config, ServiceKind};
+use crate::config::{Config, ServiceConfig, ServiceKind};
 use crate::push::{self, PushHandle, PushJob, PushSettings};
 
 /// Media type of registration and deregistration responses.
@@ -251,6 +251,7 @@ pub async fn serve(
             refuse_declared_oversize(req, next, max_body)
         },
     );
+    let lifecycle = tokio::spawn(msk_lifecycle(app.clone(), shutdown.clone()));
     let ue_routes = Router::new()
         .route("/keymanagement", post(keymanagement))
         .route("/security-description", get(security_description))
@@ -306,6 +307,7 @@ pub async fn serve(
         }
     }
     let _ = push_task.await;
+    let _ = lifecycle.await;
     drop(app);
     // The registrar ends when the last handler is gone (at once, unless a connection hangs).
     let _ = tokio::time::timeout(
@@ -762,11 +764,30 @@ async fn deregister(app: &Shared, btid: String, ids: Vec<String>) -> Response {
 
 async fn msk_request(app: &Shared, btid: String, keys: Vec<xml::KeyRef>) -> Response {
     let (b, k) = (btid.clone(), keys.clone());
+    let groups: Vec<(String, u16)> = app
+        .cfg
+        .services
+        .iter()
+        .map(|s| (s.id.clone(), s.key_group.unwrap_or(1)))
+        .collect();
     let looked_up = with_reader(app, move |s| {
         let mut out = Vec::with_capacity(k.len());
         for key in &k {
             let msk = s.msk(key.key_domain_id, key.msk_id)?;
-            let services = s.services_for_msk(&b, key.key_domain_id, key.msk_id)?;
+            let mut services = s.services_for_msk(&b, key.key_domain_id, key.msk_id)?;
+            if services.is_empty() && msk.is_some() {
+                // The next MSK of a service the UE is registered to (delivered ahead of use).
+                for (id, group) in &groups {
+                    if *group != key.msk_id.key_group() || s.registration(&b, id)?.is_none() {
+                        continue;
+                    }
+                    let (_, next) = current_and_next(s, key.key_domain_id, id, *group)?;
+                    if next.is_some_and(|n| n.msk_id == key.msk_id) {
+                        services.push(id.clone());
+                        break;
+                    }
+                }
+            }
             let addr = match services.first() {
                 Some(svc) => s.registration(&b, svc)?,
                 None => None,
@@ -973,47 +994,7 @@ async fn admin_new_msk(State(app): State<Shared>, body: Bytes) -> Response {
     let Some(svc) = app.cfg.service(&req.service).cloned() else {
         return (StatusCode::NOT_FOUND, "unknown service\n").into_response();
     };
-    let mut key = [0u8; 16];
-    let mut csb = [0u8; 4];
-    {
-        let mut rng = app.rng.lock().unwrap_or_else(|e| e.into_inner());
-        rng.fill_bytes(&mut key);
-        rng.fill_bytes(&mut csb);
-    }
-    let kd = app.key_domain;
-    let service = req.service.clone();
-    let created = with_store(&app, move |s| {
-        let group = svc.key_group.unwrap_or(1);
-        // The next Key Number of the group, above every MSK of the group stored before. Two
-        // instances on one store may pick the same number at once: the second put_msk is
-        // refused (same ID, other key) and takes the next one.
-        let mut tries = 0;
-        let msk = loop {
-            let next = match s.highest_msk_id_in_group(kd, group)? {
-                Some(h) => h.key_number().checked_add(1),
-                None => Some(1),
-            };
-            let Some(number) = next else {
-                return Ok(None);
-            };
-            let msk = MskFile {
-                key_domain_id: kd,
-                msk_id: MskId::new(group, number),
-                msk: Msk::from_bytes(key),
-                validity: svc.validity(),
-                csb_id: CsbId(u32::from_be_bytes(csb)),
-                rand: None,
-            };
-            match s.put_msk(&service, &msk) {
-                Err(StoreError::MskConflict { .. }) if tries < 8 => tries += 1,
-                Err(e) => return Err(e),
-                Ok(()) => break msk,
-            }
-        };
-        let regs = s.registrations(&service)?;
-        Ok(Some((msk, regs)))
-    })
-    .await;
+    let created = new_msk_for(&app, &req.service, svc, true).await;
     let (msk, regs) = match created {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -1035,17 +1016,171 @@ async fn admin_new_msk(State(app): State<Shared>, body: Bytes) -> Response {
     };
     tracing::info!(service = %req.service, msk_id = msk.msk_id.0, pushed_to = reply.pushed_to, "new MSK");
     if pushes {
-        let msk = Arc::new(msk);
-        app.push.queue(
-            regs.into_iter()
-                .map(|r| PushJob {
-                    btid: r.btid,
-                    ue_addr: r.ue_addr,
-                    msk: msk.clone(),
-                    kind,
-                })
-                .collect(),
-        );
+        push_to_all(&app, msk, regs, kind);
     }
     (StatusCode::CREATED, axum::Json(reply)).into_response()
+}
+
+fn push_to_all(app: &App, msk: MskFile, regs: Vec<mbms_keystore::Registration>, kind: ServiceKind) {
+    let msk = Arc::new(msk);
+    app.push.queue(
+        regs.into_iter()
+            .map(|r| PushJob {
+                btid: r.btid,
+                ue_addr: r.ue_addr,
+                msk: msk.clone(),
+                kind,
+            })
+            .collect(),
+    );
+}
+
+/// Creates the next MSK of the service (next Key Number in its Key Group, above every MSK of
+/// the group stored before), current at once or stored as the service's *next* MSK; returns
+/// it with the service's registrations (`None`: no Key Number left).
+async fn new_msk_for(
+    app: &Shared,
+    service: &str,
+    svc: ServiceConfig,
+    make_current: bool,
+) -> Result<Option<(MskFile, Vec<mbms_keystore::Registration>)>, Response> {
+    let mut key = [0u8; 16];
+    let mut csb = [0u8; 4];
+    {
+        let mut rng = app.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fill_bytes(&mut key);
+        rng.fill_bytes(&mut csb);
+    }
+    let kd = app.key_domain;
+    let service = service.to_owned();
+    let created = with_store(app, move |s| {
+        let group = svc.key_group.unwrap_or(1);
+        // Two instances on one store may pick the same number at once: the second put is
+        // refused (same ID, other key) and takes the next one.
+        let mut tries = 0;
+        let msk = loop {
+            let next = match s.highest_msk_id_in_group(kd, group)? {
+                Some(h) => h.key_number().checked_add(1),
+                None => Some(1),
+            };
+            let Some(number) = next else {
+                return Ok(None);
+            };
+            let msk = MskFile {
+                key_domain_id: kd,
+                msk_id: MskId::new(group, number),
+                msk: Msk::from_bytes(key),
+                validity: svc.validity(),
+                csb_id: CsbId(u32::from_be_bytes(csb)),
+                rand: None,
+            };
+            let put = if make_current {
+                s.put_msk(&service, &msk)
+            } else {
+                s.put_next_msk(&msk)
+            };
+            match put {
+                Err(StoreError::MskConflict { .. }) if tries < 8 => tries += 1,
+                Err(e) => return Err(e),
+                Ok(()) => break msk,
+            }
+        };
+        let regs = s.registrations(&service)?;
+        Ok(Some((msk, regs)))
+    })
+    .await;
+    zeroize::Zeroize::zeroize(&mut key);
+    created
+}
+
+/// The current MSK of the service and its next one (the highest MSK of its Key Group when
+/// that is above the current).
+fn current_and_next(
+    s: &KeyStore,
+    kd: KeyDomainId,
+    service: &str,
+    group: u16,
+) -> Result<(Option<MskFile>, Option<MskFile>), StoreError> {
+    let current = s.current_msk(service)?;
+    let next = match (&current, s.highest_msk_id_in_group(kd, group)?) {
+        (Some(c), Some(h)) if h > c.msk_id => s.msk(kd, h)?,
+        _ => None,
+    };
+    Ok((current, next))
+}
+
+/// The MSK lifecycle of services with `msk_lifetime_secs` (TS 33.246 §6.3.2.1: current and
+/// next MSK of one Key Group): a service without an MSK gets one; `msk_lead_secs` before the
+/// current MSK's lifetime ends, the next MSK is created and pushed to the registered UEs; at
+/// the end of the lifetime the next becomes current. The age of the current MSK counts from
+/// when this process saw it become current (a restart starts it again).
+async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
+    let mut since: HashMap<String, (MskId, std::time::Instant)> = HashMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        for svc in app.cfg.services.clone() {
+            let Some(lifetime) = svc.msk_lifetime_secs else {
+                continue;
+            };
+            let lifetime = std::time::Duration::from_secs(lifetime);
+            let lead = std::time::Duration::from_secs(svc.lead_secs());
+            let (kd, id, group) = (app.key_domain, svc.id.clone(), svc.key_group.unwrap_or(1));
+            let Ok((current, next)) =
+                with_reader(&app, move |s| current_and_next(s, kd, &id, group)).await
+            else {
+                continue;
+            };
+            let pushes = svc.pushes(&app.cfg.push);
+            let Some(current) = current else {
+                if let Ok(Some((msk, regs))) = new_msk_for(&app, &svc.id, svc.clone(), true).await {
+                    tracing::info!(service = %svc.id, msk_id = msk.msk_id.0, "first MSK");
+                    since.insert(svc.id.clone(), (msk.msk_id, std::time::Instant::now()));
+                    if pushes {
+                        push_to_all(&app, msk, regs, svc.kind);
+                    }
+                }
+                continue;
+            };
+            let entry = since
+                .entry(svc.id.clone())
+                .or_insert((current.msk_id, std::time::Instant::now()));
+            if entry.0 != current.msk_id {
+                // Made current by someone else (admin, another instance).
+                *entry = (current.msk_id, std::time::Instant::now());
+            }
+            let age = entry.1.elapsed();
+            match next {
+                None if age + lead >= lifetime => {
+                    if let Ok(Some((msk, regs))) =
+                        new_msk_for(&app, &svc.id, svc.clone(), false).await
+                    {
+                        tracing::info!(service = %svc.id, msk_id = msk.msk_id.0, "next MSK");
+                        if pushes {
+                            push_to_all(&app, msk, regs, svc.kind);
+                        }
+                    }
+                }
+                Some(next) if age >= lifetime => {
+                    let id = svc.id.clone();
+                    let msk_id = next.msk_id;
+                    if with_store(&app, move |s| s.put_msk(&id, &next))
+                        .await
+                        .is_ok()
+                    {
+                        tracing::info!(service = %svc.id, msk_id = msk_id.0, "MSK switched");
+                        *entry = (msk_id, std::time::Instant::now());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }

@@ -422,7 +422,16 @@ impl KeyStore {
     /// and RAND); otherwise [`StoreError::MskConflict`], and nothing changes. Several services
     /// may share one MSK. Committed before return.
     pub fn put_msk(&mut self, service: &str, msk: &MskFile) -> Result<(), StoreError> {
-        dispatch_mut!(self, c => sqlite::put_msk(c, service, msk), pg::put_msk(c, service, msk))
+        dispatch_mut!(self, c =>
+            sqlite::put_msk(c, Some(service), msk),
+            pg::put_msk(c, Some(service), msk))
+    }
+
+    /// Stores an MSK without making it any service's current MSK: the BM-SC's *next* MSK,
+    /// delivered ahead of its use. Same rules as [`Self::put_msk`] for an MSK already stored.
+    /// Committed before return.
+    pub fn put_next_msk(&mut self, msk: &MskFile) -> Result<(), StoreError> {
+        dispatch_mut!(self, c => sqlite::put_msk(c, None, msk), pg::put_msk(c, None, msk))
     }
 
     /// The current MSK of `service`, if any.

@@ -599,7 +599,12 @@ pub(crate) fn msk(
     stored_msk(&mut pg.read()?, kd, msk_id)
 }
 
-pub(crate) fn put_msk(pg: &mut PgConn, service: &str, msk: &MskFile) -> Result<(), StoreError> {
+/// Stores `msk` and, with a service, makes it the service's current MSK.
+pub(crate) fn put_msk(
+    pg: &mut PgConn,
+    service: Option<&str>,
+    msk: &MskFile,
+) -> Result<(), StoreError> {
     let (kd, id) = msk_key(msk.key_domain_id, msk.msk_id);
     let kd: &[u8] = &kd;
     pg.write(Some(msk_lock(msk.key_domain_id, msk.msk_id)), |db| {
@@ -629,12 +634,14 @@ pub(crate) fn put_msk(pg: &mut PgConn, service: &str, msk: &MskFile) -> Result<(
                 )?;
             }
         }
-        db.execute(
-            "INSERT INTO service (name, key_domain_id, msk_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET key_domain_id = EXCLUDED.key_domain_id, \
-             msk_id = EXCLUDED.msk_id",
-            &[&service, &kd, &id],
-        )?;
+        if let Some(service) = service {
+            db.execute(
+                "INSERT INTO service (name, key_domain_id, msk_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET key_domain_id = EXCLUDED.key_domain_id, \
+                 msk_id = EXCLUDED.msk_id",
+                &[&service, &kd, &id],
+            )?;
+        }
         Ok(())
     })
 }

@@ -273,9 +273,10 @@ fn is_reserved(
         .query_row((kd, id, mtk_id.0), |r| r.get::<_, bool>(0))?)
 }
 
+/// Stores `msk` and, with a service, makes it the service's current MSK.
 pub(crate) fn put_msk(
     conn: &mut Connection,
-    service: &str,
+    service: Option<&str>,
     msk: &MskFile,
 ) -> Result<(), StoreError> {
     let tx = write(conn)?;
@@ -304,13 +305,15 @@ pub(crate) fn put_msk(
             )?;
         }
     }
-    let (kd, id) = msk_key(msk.key_domain_id, msk.msk_id);
-    tx.execute(
-        "INSERT INTO service (name, key_domain_id, msk_id) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO UPDATE SET key_domain_id = excluded.key_domain_id, \
-         msk_id = excluded.msk_id",
-        (service, kd, id),
-    )?;
+    if let Some(service) = service {
+        let (kd, id) = msk_key(msk.key_domain_id, msk.msk_id);
+        tx.execute(
+            "INSERT INTO service (name, key_domain_id, msk_id) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET key_domain_id = excluded.key_domain_id, \
+             msk_id = excluded.msk_id",
+            (service, kd, id),
+        )?;
+    }
     tx.commit()?;
     Ok(())
 }

@@ -842,11 +842,26 @@ fn run_service(
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
-            .map_err(|e| SendError::Config(format!("signal handler: {e}")))?;
+    // The first SIGINT/SIGTERM stops the run; a second ends the process at once. One thread
+    // takes the signals in order: per-signal flag handlers could run at the same moment on two
+    // threads, each see the other's signal as not yet there, and miss the second.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| SendError::Config(format!("signal handler: {e}")))?;
+    {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if stop.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        std::process::exit(130);
+                    }
+                }
+            })
+            .map_err(|e| SendError::Config(format!("signal thread: {e}")))?;
     }
     let mut srtp = srtp;
     let mut keys = keys;

@@ -11,7 +11,7 @@ use mbms_core::{Mrk, Muk};
 use mbms_keystore::{KeyStore, UeKeys};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, hex_bytes};
 
 /// The BM-SC key management function (3GPP TS 33.246 §6.3.1–6.3.2).
 #[derive(Debug, Parser)]
@@ -126,13 +126,6 @@ fn load(common: &Common) -> Result<Config, String> {
     Ok(cfg)
 }
 
-fn key32(s: &str, what: &str) -> Result<[u8; 32], String> {
-    hex::decode(s)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("--{what} must be 64 hex digits"))
-}
-
 /// Runs the command line; returns the process exit code (0 ok, 1 error, 2 usage).
 pub fn main_with(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
@@ -174,19 +167,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err("--btid must be 1..=255 bytes".into());
             }
             let keys = UeKeys {
-                muk: Muk::from_bytes(key32(&muk, "muk")?),
-                mrk: Mrk::from_bytes(key32(&mrk, "mrk")?),
+                muk: Muk::from_bytes(hex_bytes(&muk, "--muk")?),
+                mrk: Mrk::from_bytes(hex_bytes(&mrk, "--mrk")?),
                 expires,
             };
-            let path = cfg.sqlite_path().map_err(|e| e.to_string())?;
-            if let Some(dir) = path
-                .as_deref()
-                .and_then(std::path::Path::parent)
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("state directory {}: {e}", dir.display()))?;
-            }
+            cfg.create_store_dir().map_err(|e| e.to_string())?;
             let url = cfg.store_url().map_err(|e| e.to_string())?;
             let mut store = KeyStore::open_url(&url).map_err(|e| e.to_string())?;
             store.put_ue(&btid, &keys).map_err(|e| e.to_string())?;

@@ -194,6 +194,22 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("configuration: {0}")]
     Invalid(String),
+    /// The directory of the SQLite key store could not be created.
+    #[error("state directory {}: {source}", .path.display())]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// `N` bytes given as `2N` hex digits (keys in the admin API and on the command line).
+pub fn hex_bytes<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| format!("{what} must be {} hex digits", 2 * N))
 }
 
 impl Config {
@@ -256,6 +272,22 @@ impl Config {
             .store_url()?
             .strip_prefix("sqlite:")
             .map(|p| PathBuf::from(p.strip_prefix("//").unwrap_or(p))))
+    }
+
+    /// Creates the directory of the SQLite key store file (nothing for PostgreSQL).
+    pub fn create_store_dir(&self) -> Result<(), ConfigError> {
+        let path = self.sqlite_path()?;
+        let Some(dir) = path
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .filter(|d| !d.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::StateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
     }
 
     /// Checks what serde cannot: ranges, duplicates, the key domain.

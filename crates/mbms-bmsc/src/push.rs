@@ -150,7 +150,6 @@ impl PushHandle {
 
 /// An MSK message waiting for its verification.
 struct Pending {
-    btid: String,
     muk: Muk,
     sent: SentMskMessage,
     bytes: Vec<u8>,
@@ -260,10 +259,10 @@ struct Engine {
 /// A sealed message ready to send.
 struct Sealed {
     btid: String,
-    muk: Muk,
-    sent: SentMskMessage,
     bytes: Vec<u8>,
     dest: SocketAddr,
+    /// What checking the UE's verification needs; only when the V flag is set.
+    verify: Option<(Muk, SentMskMessage)>,
 }
 
 /// Sealed messages of one chunk, or why there are none.
@@ -334,7 +333,6 @@ impl Engine {
     /// Sends sealed messages, up to [`SEND_BATCH`] per `sendmmsg`, waiting for the socket to
     /// drain when it is full; remembers those that wait for a verification.
     async fn send_all(&mut self, sealed: Vec<Sealed>) {
-        let verify = self.settings.push.verify;
         let first = Duration::from_millis(self.settings.push.first_retry_ms);
         let mut at = 0;
         while at < sealed.len() {
@@ -366,22 +364,22 @@ impl Engine {
             self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
             at += n;
         }
-        if verify {
-            let due = Instant::now() + first;
-            for s in sealed {
-                let key = (s.btid.clone(), s.sent.key_domain_id, s.sent.msk_id);
-                let p = Pending {
-                    btid: s.btid,
-                    muk: s.muk,
-                    sent: s.sent,
-                    bytes: s.bytes,
-                    dest: s.dest,
-                    resends: 0,
-                    due,
-                };
-                if self.pending.insert(key, p).is_none() {
-                    bump(&self.stats.pending);
-                }
+        let due = Instant::now() + first;
+        for s in sealed {
+            let Some((muk, sent)) = s.verify else {
+                continue;
+            };
+            let key = (s.btid, sent.key_domain_id, sent.msk_id);
+            let p = Pending {
+                muk,
+                sent,
+                bytes: s.bytes,
+                dest: s.dest,
+                resends: 0,
+                due,
+            };
+            if self.pending.insert(key, p).is_none() {
+                bump(&self.stats.pending);
             }
         }
     }
@@ -424,7 +422,7 @@ impl Engine {
         };
         match check_verification(&p.muk, &p.sent, bytes, &self.settings.profile) {
             Ok(()) => {
-                tracing::debug!(btid = %p.btid, ?msk_id, "MSK delivery verified");
+                tracing::debug!(btid = %key.0, ?msk_id, "MSK delivery verified");
                 self.pending.remove(&key);
                 self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.stats.verified);
@@ -451,7 +449,7 @@ impl Engine {
                 continue;
             };
             if p.resends >= retries {
-                tracing::warn!(btid = %p.btid, msk_id = ?key.2, "no verification: UE marked for pull");
+                tracing::warn!(btid = %key.0, msk_id = ?key.2, "no verification: UE marked for pull");
                 self.pending.remove(&key);
                 self.stats.pending.fetch_sub(1, Ordering::Relaxed);
                 bump(&self.stats.marked_for_pull);
@@ -529,16 +527,21 @@ fn seal_batch(
     let mut outs = Vec::new();
     seal_msk_batch_into(&batch, &settings.profile, &mut outs);
     let port = settings.push.port;
-    Ok(prepared
+    let verify: Vec<Option<SentMskMessage>> = params
         .iter()
-        .zip(&params)
+        .map(|p| settings.push.verify.then(|| SentMskMessage::from_params(p)))
+        .collect();
+    drop(batch);
+    drop(params);
+    Ok(prepared
+        .into_iter()
+        .zip(verify)
         .zip(outs)
-        .map(|(((job, _, muk, _, _), p), bytes)| Sealed {
+        .map(|(((job, _, muk, _, _), sent), bytes)| Sealed {
             btid: job.btid.clone(),
-            muk: muk.clone(),
-            sent: SentMskMessage::from_params(p),
             bytes,
             dest: SocketAddr::new(job.ue_addr, port),
+            verify: sent.map(|sent| (muk, sent)),
         })
         .collect())
 }

@@ -36,7 +36,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::config::{Config, ServiceConfig, ServiceKind};
+use crate::config::{Config, ServiceConfig, ServiceKind, hex_bytes};
 use crate::push::{self, PushHandle, PushJob, PushSettings};
 
 /// Media type of registration and deregistration responses.
@@ -154,18 +154,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     cfg.validate()?;
     let key_domain = cfg.key_domain()?;
-    let path = cfg.sqlite_path()?;
-    if let Some(dir) = path
-        .as_deref()
-        .and_then(std::path::Path::parent)
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
-            what: "state directory",
-            addr: dir.display().to_string(),
-            source,
-        })?;
-    }
+    cfg.create_store_dir()?;
+    let app_sqlite = cfg.sqlite_path()?.is_some();
     let url = cfg.store_url()?;
     let store = tokio::task::spawn_blocking(move || KeyStore::open_url(&url))
         .await
@@ -239,7 +229,7 @@ pub async fn serve(
         store,
         readers,
         next_reader: std::sync::atomic::AtomicUsize::new(0),
-        inline_reads: path.is_some(),
+        inline_reads: app_sqlite,
         registrar,
         nonce_key,
         nonce_counts: Mutex::new(HashMap::new()),
@@ -896,13 +886,6 @@ struct NewUe {
     expires: Option<u64>,
 }
 
-fn hex32(s: &str, what: &str) -> Result<[u8; 32], String> {
-    hex::decode(s)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("{what} must be 64 hex digits"))
-}
-
 impl NewUe {
     fn keys(&self, naf_fqdn: &str) -> Result<UeKeys, String> {
         if self.btid.is_empty() || self.btid.len() > 255 {
@@ -913,15 +896,12 @@ impl NewUe {
         }
         let (muk, mrk) = match (&self.muk, &self.mrk, &self.ks, &self.rand, &self.impi) {
             (Some(muk), Some(mrk), None, None, None) => (
-                Muk::from_bytes(hex32(muk, "muk")?),
-                Mrk::from_bytes(hex32(mrk, "mrk")?),
+                Muk::from_bytes(hex_bytes(muk, "muk")?),
+                Mrk::from_bytes(hex_bytes(mrk, "mrk")?),
             ),
             (None, None, Some(ks), Some(rand), Some(impi)) => {
-                let mut ks = hex32(ks, "ks")?;
-                let rand: [u8; 16] = hex::decode(rand)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or("rand must be 32 hex digits")?;
+                let mut ks = hex_bytes(ks, "ks")?;
+                let rand: [u8; 16] = hex_bytes(rand, "rand")?;
                 let naf = mbms_core::gba::naf_id(naf_fqdn, mbms_core::gba::UA_PROTOCOL_MBMS);
                 let keys = mbms_core::gba::gba_u_keys(&ks, &rand, impi, &naf);
                 zeroize::Zeroize::zeroize(&mut ks);

@@ -303,9 +303,17 @@ fn one_session_at_a_time_holds_a_senders_msk_lock() {
         .unwrap();
     b.reserve_mtk_ids(kd, MskId(0x0001_0001), backends::interval(1, 10), 2)
         .unwrap();
-    // The lock goes with the connection.
+    // The lock goes with the connection: once the server has seen the client go (it ends
+    // the backend after the client closes, not before `drop` returns).
     drop(a);
-    assert!(b.lock_msk_for_session(kd, MskId(0x0001_0001)).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.lock_msk_for_session(kd, MskId(0x0001_0001)).unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock outlived its connection by 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // SQLite: always granted (the sender locks a file beside the store instead).
     let dir = tempfile::tempdir().unwrap();
     let mut s = KeyStore::open(&dir.path().join("k.db")).unwrap();

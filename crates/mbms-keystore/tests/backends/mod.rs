@@ -258,6 +258,7 @@ macro_rules! all_backend_tests {
             muk_counters_rise_strictly_per_ue_and_survive_reopening,
             muk_counters_with_keys_return_the_current_muk,
             muk_counters_end_at_u32_max,
+            muk_counters_of_any_btid_text_and_near_exhaustion,
             register_needs_a_provisioned_ue_and_reregistering_updates_the_address,
             deregister_counts_what_existed,
             register_many_stores_known_ues_in_one_commit_and_the_last_item_wins,
@@ -873,6 +874,49 @@ pub fn muk_counters_end_at_u32_max(b: &dyn Backend) {
     b.exec("UPDATE ue SET counter = 4294967295 WHERE btid = 'tidB@bsf.example.org'");
     assert_eq!(store.reserve_muk_counters(&[B]).unwrap(), vec![None]);
     assert_eq!(store.muk_counter(B).unwrap(), Some(u32::MAX));
+}
+
+pub fn muk_counters_of_any_btid_text_and_near_exhaustion(b: &dyn Backend) {
+    let mut store = b.open();
+    // B-TIDs the batch encoding must carry as they are: quotes, backslashes, control
+    // characters, JSON-looking text, non-ASCII.
+    let odd = [
+        "q\"uote@bsf",
+        "back\\slash@bsf",
+        "tab\tnl\n\u{1}@bsf",
+        "[\"x\",1]",
+        "ünïcødé@bsf",
+        "tidA@bsf.example.org ",
+    ];
+    for (i, btid) in odd.iter().enumerate() {
+        store
+            .put_ue(btid, &keys(u8::try_from(i).unwrap() + 20, None))
+            .unwrap();
+    }
+    store.put_ue(A, &keys(1, None)).unwrap();
+    let mut ask: Vec<&str> = odd.to_vec();
+    ask.push(A);
+    ask.extend(odd.iter().rev());
+    let got = store.reserve_muk_counters_with_keys(&ask).unwrap();
+    for (i, btid) in odd.iter().enumerate() {
+        let muk = keys(u8::try_from(i).unwrap() + 20, None).muk;
+        assert_eq!(got[i], Some((1, muk.clone())), "{btid:?}");
+        assert_eq!(got[ask.len() - 1 - i], Some((2, muk)), "{btid:?}");
+        assert_eq!(store.muk_counter(btid).unwrap(), Some(2), "{btid:?}");
+    }
+    assert_eq!(got[odd.len()], Some((1, keys(1, None).muk)));
+    // Two values left, asked three times among others: the first two get them.
+    b.exec("UPDATE ue SET counter = 4294967293 WHERE btid = 'tidA@bsf.example.org'");
+    assert_eq!(
+        store.reserve_muk_counters(&[A, odd[0], A, A]).unwrap(),
+        vec![Some(u32::MAX - 1), Some(3), Some(u32::MAX), None]
+    );
+    // Exactly as many left as asked: all granted.
+    b.exec("UPDATE ue SET counter = 4294967292 WHERE btid = 'tidA@bsf.example.org'");
+    assert_eq!(
+        store.reserve_muk_counters(&[A, A, A]).unwrap(),
+        vec![Some(u32::MAX - 2), Some(u32::MAX - 1), Some(u32::MAX)]
+    );
 }
 
 pub fn register_needs_a_provisioned_ue_and_reregistering_updates_the_address(b: &dyn Backend) {

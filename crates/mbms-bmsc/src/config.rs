@@ -141,6 +141,10 @@ pub struct ServiceConfig {
     /// the lifetime, at least 1 s].
     #[serde(default)]
     pub msk_lead_secs: Option<u64>,
+    /// How long an MSK is kept after it stopped being the service's current MSK; then its
+    /// key is deleted from the store (retired) [default: 3600].
+    #[serde(default)]
+    pub msk_retire_secs: Option<u64>,
 }
 
 fn default_backoff() -> u32 {
@@ -161,6 +165,11 @@ impl ServiceConfig {
     pub fn lead_secs(&self) -> u64 {
         self.msk_lead_secs
             .unwrap_or_else(|| (self.msk_lifetime_secs.unwrap_or(0) / 4).max(1))
+    }
+
+    /// Seconds an MSK is kept after it stopped being current.
+    pub fn retire_secs(&self) -> u64 {
+        self.msk_retire_secs.unwrap_or(3600)
     }
 
     /// The KV interval of this service's MSKs.
@@ -340,6 +349,12 @@ impl Config {
                     s.id
                 )));
             }
+            if s.retire_secs() > 10 * 365 * 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "service {:?}: msk_retire_secs must be at most 10 years",
+                    s.id
+                )));
+            }
             if s.mtk_ids[0] > s.mtk_ids[1] {
                 return Err(ConfigError::Invalid(format!(
                     "service {:?}: mtk_ids [from, to] with from > to",
@@ -353,5 +368,37 @@ impl Config {
     /// The service with ID `id`.
     pub fn service(&self, id: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_service(lines: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(&format!(
+            "[[service]]\nid = \"urn:3gpp:mbms:service:tv1\"\n{lines}\n"
+        ))
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.validate().map(|()| cfg)
+    }
+
+    #[test]
+    fn msk_timing_defaults_and_limits() {
+        let cfg = with_service("").unwrap();
+        let s = &cfg.services[0];
+        assert_eq!((s.msk_lifetime_secs, s.retire_secs()), (None, 3600));
+        let cfg = with_service("msk_lifetime_secs = 400").unwrap();
+        assert_eq!(cfg.services[0].lead_secs(), 100, "a quarter of the lifetime");
+        let cfg = with_service("msk_retire_secs = 0").unwrap();
+        assert_eq!(cfg.services[0].retire_secs(), 0);
+        for bad in [
+            "msk_lifetime_secs = 1",
+            "msk_lifetime_secs = 10\nmsk_lead_secs = 10",
+            "msk_retire_secs = 400000000",
+            "msk_retire_secs = -1",
+        ] {
+            assert!(with_service(bad).is_err(), "{bad}");
+        }
     }
 }

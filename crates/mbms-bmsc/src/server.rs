@@ -1094,8 +1094,23 @@ fn current_and_next(
 /// current MSK's lifetime ends, the next MSK is created and pushed to the registered UEs; at
 /// the end of the lifetime the next becomes current. The age of the current MSK counts from
 /// when this process saw it become current (a restart starts it again).
+///
+/// For every service: `msk_retire_secs` after an MSK became current, the MSKs of its Key
+/// Group below it are retired (their keys deleted from the store; see
+/// [`KeyStore::retire_msks_before`]). Counted from when this process saw it become current,
+/// so a restart only keeps old MSKs longer.
 async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
-    let mut since: HashMap<String, (MskId, std::time::Instant)> = HashMap::new();
+    struct Seen {
+        msk_id: MskId,
+        since: std::time::Instant,
+        retired: bool,
+    }
+    let seen_now = |msk_id| Seen {
+        msk_id,
+        since: std::time::Instant::now(),
+        retired: false,
+    };
+    let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
@@ -1107,11 +1122,6 @@ async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
         }
         for svc in app.cfg.services.clone() {
-            let Some(lifetime) = svc.msk_lifetime_secs else {
-                continue;
-            };
-            let lifetime = std::time::Duration::from_secs(lifetime);
-            let lead = std::time::Duration::from_secs(svc.lead_secs());
             let (kd, id, group) = (app.key_domain, svc.id.clone(), svc.key_group.unwrap_or(1));
             let Ok((current, next)) =
                 with_reader(&app, move |s| current_and_next(s, kd, &id, group)).await
@@ -1120,23 +1130,45 @@ async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
             };
             let pushes = svc.pushes(&app.cfg.push);
             let Some(current) = current else {
+                if svc.msk_lifetime_secs.is_none() {
+                    continue;
+                }
                 if let Ok(Some((msk, regs))) = new_msk_for(&app, &svc.id, svc.clone(), true).await {
                     tracing::info!(service = %svc.id, msk_id = msk.msk_id.0, "first MSK");
-                    since.insert(svc.id.clone(), (msk.msk_id, std::time::Instant::now()));
+                    seen.insert(svc.id.clone(), seen_now(msk.msk_id));
                     if pushes {
                         push_to_all(&app, msk, regs, svc.kind);
                     }
                 }
                 continue;
             };
-            let entry = since
+            let entry = seen
                 .entry(svc.id.clone())
-                .or_insert((current.msk_id, std::time::Instant::now()));
-            if entry.0 != current.msk_id {
+                .or_insert_with(|| seen_now(current.msk_id));
+            if entry.msk_id != current.msk_id {
                 // Made current by someone else (admin, another instance).
-                *entry = (current.msk_id, std::time::Instant::now());
+                *entry = seen_now(current.msk_id);
             }
-            let age = entry.1.elapsed();
+            let age = entry.since.elapsed();
+            if !entry.retired && age >= std::time::Duration::from_secs(svc.retire_secs()) {
+                let msk_id = current.msk_id;
+                match with_store(&app, move |s| s.retire_msks_before(kd, msk_id)).await {
+                    Ok(gone) => {
+                        entry.retired = true;
+                        if !gone.is_empty() {
+                            let gone: Vec<u32> = gone.iter().map(|m| m.0).collect();
+                            tracing::info!(service = %svc.id, retired = ?gone, "MSKs retired");
+                        }
+                    }
+                    // Logged by with_store; tried again at the next tick.
+                    Err(_) => continue,
+                }
+            }
+            let Some(lifetime) = svc.msk_lifetime_secs else {
+                continue;
+            };
+            let lifetime = std::time::Duration::from_secs(lifetime);
+            let lead = std::time::Duration::from_secs(svc.lead_secs());
             match next {
                 None if age + lead >= lifetime => {
                     if let Ok(Some((msk, regs))) =
@@ -1156,7 +1188,7 @@ async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
                         .is_ok()
                     {
                         tracing::info!(service = %svc.id, msk_id = msk_id.0, "MSK switched");
-                        *entry = (msk_id, std::time::Instant::now());
+                        *entry = seen_now(msk_id);
                     }
                 }
                 _ => {}

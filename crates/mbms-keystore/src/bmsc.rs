@@ -175,6 +175,22 @@ impl KeyStore {
             pg::highest_msk_id_in_group(c, kd, group))
     }
 
+    /// Retires the MSKs of `current`'s Key Group (Key Domain `kd`) below `current`: deletes
+    /// their keys, except those still some service's current MSK, and returns the MSK IDs
+    /// deleted, in ascending order. Their MTK ID, counter and SRTP index reservations stay, so
+    /// that an ID retired here can never be reserved from its start again; MSK IDs above
+    /// `current` (the next MSK) are not touched, so a new MSK still numbers above all.
+    /// Committed before return.
+    pub fn retire_msks_before(
+        &mut self,
+        kd: KeyDomainId,
+        current: MskId,
+    ) -> Result<Vec<MskId>, StoreError> {
+        dispatch_mut!(self, c =>
+            sqlite::retire_msks_before(c, kd, current),
+            pg::retire_msks_before(c, kd, current))
+    }
+
     /// The stored MSK (`kd`, `msk_id`), if any.
     pub fn msk(
         &self,

@@ -1209,6 +1209,31 @@ pub(crate) fn highest_msk_id_in_group(
     Ok(opt_int::<u32>(&row, 0, "msk.msk_id")?.map(MskId))
 }
 
+pub(crate) fn retire_msks_before(
+    pg: &mut PgConn,
+    kd: KeyDomainId,
+    current: MskId,
+) -> Result<Vec<MskId>, StoreError> {
+    let lo = i64::from(current.key_group()) << 16;
+    let hi = i64::from(current.0);
+    let kd: &[u8] = &kd.0;
+    let rows = pg.write(None, |db| {
+        db.query(
+            "DELETE FROM msk WHERE key_domain_id = $1 AND msk_id >= $2 AND msk_id < $3 \
+             AND NOT EXISTS (SELECT 1 FROM service AS s \
+                 WHERE s.key_domain_id = msk.key_domain_id AND s.msk_id = msk.msk_id) \
+             RETURNING msk_id",
+            &[&kd, &lo, &hi],
+        )
+    })?;
+    let mut ids = rows
+        .iter()
+        .map(|r| int::<u32>(r, 0, "msk.msk_id").map(MskId))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -807,6 +807,31 @@ pub(crate) fn highest_msk_id_in_group(
     .transpose()
 }
 
+pub(crate) fn retire_msks_before(
+    conn: &mut Connection,
+    kd: KeyDomainId,
+    current: MskId,
+) -> Result<Vec<MskId>, StoreError> {
+    let lo = i64::from(current.key_group()) << 16;
+    let tx = write(conn)?;
+    let mut ids = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "DELETE FROM msk WHERE key_domain_id = ?1 AND msk_id >= ?2 AND msk_id < ?3 \
+             AND NOT EXISTS (SELECT 1 FROM service AS s \
+                 WHERE s.key_domain_id = msk.key_domain_id AND s.msk_id = msk.msk_id) \
+             RETURNING msk_id",
+        )?;
+        let mut rows = stmt.query((&kd.0[..], lo, i64::from(current.0)))?;
+        while let Some(row) = rows.next()? {
+            ids.push(MskId(int::<u32>(row, 0, "msk.msk_id")?));
+        }
+    }
+    tx.commit()?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{Conn, KeyStore, SCHEMA_VERSION};

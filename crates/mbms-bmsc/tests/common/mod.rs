@@ -147,6 +147,12 @@ impl Bmsc {
         store.current_msk(service).unwrap()
     }
 
+    /// Whether the key store still holds the MSK (`kd`, `msk_id`).
+    pub fn has_msk(&self, kd: mbms_core::KeyDomainId, msk_id: u32) -> bool {
+        let store = mbms_keystore::KeyStore::open_url(&self.store_url).unwrap();
+        store.msk(kd, mbms_core::MskId(msk_id)).unwrap().is_some()
+    }
+
     /// SIGTERM, then waits for the exit (panics after 10 s); returns the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -266,6 +266,7 @@ macro_rules! all_backend_tests {
             remove_ue_takes_its_registrations_with_it,
             services_for_msk_are_the_registered_services_whose_current_msk_it_is,
             highest_msk_id_in_group_looks_at_one_group_of_one_key_domain,
+            retiring_deletes_older_msks_of_the_group_but_no_current_one_nor_reservations,
             corrupt_bmsc_rows_give_corrupt_not_panics,
             every_reservation_survives_a_new_connection,
             concurrent_stores_never_hand_out_a_value_twice,
@@ -1144,6 +1145,80 @@ pub fn services_for_msk_are_the_registered_services_whose_current_msk_it_is(b: &
     assert_eq!(ids(&store, A, m1), Vec::<String>::new());
     assert_eq!(store.msk(kd, MskId(m1)).unwrap(), Some(msk_in(kd, m1, 1)));
     assert_eq!(store.msk(kd, MskId(0x0009_0009)).unwrap(), None);
+}
+
+pub fn retiring_deletes_older_msks_of_the_group_but_no_current_one_nor_reservations(
+    b: &dyn Backend,
+) {
+    let kd = KeyDomainId([0x00, 0xf1, 0x10]);
+    let other = KeyDomainId([0x12, 0xf4, 0x10]);
+    let mut store = b.open();
+    // Group 1: 1, 2 (current of "shared"), 3, 4 (current of "tv"), 5 (next); group 2: 1;
+    // another key domain: group 1, 1.
+    for id in [0x0001_0001, 0x0001_0003] {
+        store.put_next_msk(&msk_in(kd, id, 1)).unwrap();
+    }
+    store
+        .put_msk("shared", &msk_in(kd, 0x0001_0002, 2))
+        .unwrap();
+    store.put_msk("tv", &msk_in(kd, 0x0001_0004, 4)).unwrap();
+    store.put_next_msk(&msk_in(kd, 0x0001_0005, 5)).unwrap();
+    store.put_msk("g2", &msk_in(kd, 0x0002_0001, 6)).unwrap();
+    store.put_next_msk(&msk_in(kd, 0x0002_0000, 6)).unwrap();
+    store.put_next_msk(&msk_in(other, 0x0001_0001, 7)).unwrap();
+    // The MSK to be retired has reservations under it.
+    let got = store
+        .reserve_mtk_ids(kd, MskId(0x0001_0003), interval(1, 100), 10)
+        .unwrap();
+    assert_eq!(got, 1..=10);
+    let counters = store.reserve_counters(kd, MskId(0x0001_0003), 5).unwrap();
+
+    assert_eq!(
+        store.retire_msks_before(kd, MskId(0x0001_0004)).unwrap(),
+        vec![MskId(0x0001_0001), MskId(0x0001_0003)]
+    );
+    let has = |store: &KeyStore, k, id| store.msk(k, MskId(id)).unwrap().is_some();
+    assert!(!has(&store, kd, 0x0001_0001));
+    assert!(
+        has(&store, kd, 0x0001_0002),
+        "still a service's current MSK"
+    );
+    assert!(!has(&store, kd, 0x0001_0003));
+    assert!(has(&store, kd, 0x0001_0004), "the current one itself");
+    assert!(has(&store, kd, 0x0001_0005), "the next one");
+    assert!(has(&store, kd, 0x0002_0000), "another group");
+    assert!(has(&store, kd, 0x0002_0001));
+    assert!(has(&store, other, 0x0001_0001), "another key domain");
+    assert_eq!(
+        store.highest_msk_id_in_group(kd, 1).unwrap(),
+        Some(MskId(0x0001_0005))
+    );
+    // Nothing left to retire: an empty answer, not an error.
+    assert_eq!(
+        store.retire_msks_before(kd, MskId(0x0001_0004)).unwrap(),
+        vec![]
+    );
+    drop(store);
+    // The reservations of a retired MSK survive it: never handed out again.
+    let mut store = b.open();
+    let again = store
+        .reserve_mtk_ids(kd, MskId(0x0001_0003), interval(1, 100), 10)
+        .unwrap();
+    assert_eq!(again, 11..=20);
+    let after = store.reserve_counters(kd, MskId(0x0001_0003), 5).unwrap();
+    assert!(
+        after.start() > counters.end(),
+        "{after:?} after {counters:?}"
+    );
+    // Once "shared" moves on, its old MSK can go too.
+    store
+        .put_msk("shared", &msk_in(kd, 0x0001_0005, 5))
+        .unwrap();
+    assert_eq!(
+        store.retire_msks_before(kd, MskId(0x0001_0005)).unwrap(),
+        vec![MskId(0x0001_0002)],
+        "0x0001_0004 is still the current MSK of tv"
+    );
 }
 
 pub fn highest_msk_id_in_group_looks_at_one_group_of_one_key_domain(b: &dyn Backend) {

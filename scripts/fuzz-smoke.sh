@@ -18,7 +18,7 @@ seconds="${FUZZ_SECONDS:-10}"
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    targets=(mikey_decode mbms_open srtp_unprotect srtp_roundtrip lanes_differential keyfile_parse capture_frame capture_file recv_service ua_xml)
+    targets=(mikey_decode mbms_open srtp_unprotect srtp_roundtrip lanes_differential keyfile_parse capture_frame capture_file recv_service ua_xml dcf_open)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

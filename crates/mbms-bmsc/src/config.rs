@@ -389,7 +389,11 @@ mod tests {
         let s = &cfg.services[0];
         assert_eq!((s.msk_lifetime_secs, s.retire_secs()), (None, 3600));
         let cfg = with_service("msk_lifetime_secs = 400").unwrap();
-        assert_eq!(cfg.services[0].lead_secs(), 100, "a quarter of the lifetime");
+        assert_eq!(
+            cfg.services[0].lead_secs(),
+            100,
+            "a quarter of the lifetime"
+        );
         let cfg = with_service("msk_retire_secs = 0").unwrap();
         assert_eq!(cfg.services[0].retire_secs(), 0);
         for bad in [

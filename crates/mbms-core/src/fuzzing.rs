@@ -196,3 +196,29 @@ pub fn keyfile_parse(data: &[u8]) {
         assert_eq!(crate::keyfile::MskFile::parse(&f.render()).as_ref(), Ok(&f));
     }
 }
+
+/// Parse and open arbitrary bytes as a DCF object: never panics; a parsed header encodes and
+/// parses back to itself; whatever opens seals back to the same bytes when the input was in
+/// the canonical layout.
+pub fn dcf_open(data: &[u8]) {
+    use crate::dcf::{self, DcfHeader};
+    let Ok((header, at)) = DcfHeader::parse(data) else {
+        return;
+    };
+    if let Ok(bytes) = header.encode() {
+        let (again, at2) = DcfHeader::parse(&bytes).expect("an encoded header parses");
+        assert_eq!(again, header);
+        assert_eq!(at2, bytes.len());
+    }
+    let mtk = crate::Mtk::from_bytes([0x42; 16]);
+    if let Ok((h, plain)) = dcf::open(data, &mtk) {
+        assert_eq!(h, header);
+        assert_eq!(plain.len() as u64, h.plaintext_len);
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&data[at..at + 16]);
+        let sealed = dcf::seal(&h, &mtk, iv, &plain).expect("what opened seals");
+        if header.encode().is_ok_and(|b| data.starts_with(&b)) {
+            assert_eq!(sealed, data, "open -> seal is not the identity");
+        }
+    }
+}

@@ -21,6 +21,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod dcf;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

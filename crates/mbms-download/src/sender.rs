@@ -1,0 +1,231 @@
+//! The sending half: DCF objects and MTK message objects added to a FLUTE session whose
+//! packets the caller reads and sends.
+//!
+//! Every object carries its MD5 in the FDT (`Content-MD5`); with a carousel interval each
+//! object, and the FDT, is sent again at that interval for receivers that joined late or lost
+//! packets.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use flute::core::{Oti, UDPEndpoint};
+use flute::sender::{CarouselRepeatMode, ObjectDesc, Sender, TransferConfig};
+use mbms_core::dcf::{DCF_MEDIA_TYPE, DcfHeader, DcfSealer};
+use mbms_core::{KeyDomainId, MskId, Mtk, MtkId};
+
+use crate::{DownloadError, MIKEY_MEDIA_TYPE, key_object_path};
+
+/// A download session's settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Transport Session Identifier (at most 48 bits).
+    pub tsi: u64,
+    /// Destination group address (for the FLUTE endpoint; the caller's socket sends there).
+    pub group: String,
+    /// Destination port.
+    pub port: u16,
+    /// Base of the objects' Content-Locations, ending in `/`
+    /// (e.g. `http://bmsc.example.org/tv1/`).
+    pub base_url: url::Url,
+    /// Encoding symbol length: payload bytes per packet (no-code FEC).
+    pub symbol_len: u16,
+    /// Each object (and the FDT) starts again this long after its previous start; `None`: sent
+    /// once.
+    pub carousel: Option<Duration>,
+}
+
+impl SessionConfig {
+    /// A session on `group:port` with base URL `base_url`, 1400-byte symbols, no carousel.
+    pub fn new(tsi: u64, group: &str, port: u16, base_url: url::Url) -> Self {
+        Self {
+            tsi,
+            group: group.to_owned(),
+            port,
+            base_url,
+            symbol_len: 1400,
+            carousel: None,
+        }
+    }
+}
+
+/// A FLUTE session carrying protected files and their MTK messages.
+pub struct DownloadSender {
+    flute: Sender,
+    base: url::Url,
+    carousel: Option<Duration>,
+}
+
+impl core::fmt::Debug for DownloadSender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DownloadSender")
+            .field("base", &self.base.as_str())
+            .field("carousel", &self.carousel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest symbol length: an ALC packet must fit a 1500-byte MTU with IP, UDP and LCT
+/// headers.
+pub const MAX_SYMBOL_LEN: u16 = 1428;
+
+impl DownloadSender {
+    /// Starts a session.
+    pub fn new(cfg: &SessionConfig) -> Result<Self, DownloadError> {
+        if cfg.tsi >= 1 << 48 {
+            return Err(DownloadError::Flute(format!(
+                "TSI {} does not fit in 48 bits",
+                cfg.tsi
+            )));
+        }
+        if !(16..=MAX_SYMBOL_LEN).contains(&cfg.symbol_len) {
+            return Err(DownloadError::Flute(format!(
+                "symbol length {} outside 16..={MAX_SYMBOL_LEN}",
+                cfg.symbol_len
+            )));
+        }
+        if !cfg.base_url.as_str().ends_with('/') || cfg.base_url.cannot_be_a_base() {
+            return Err(DownloadError::BadLocation(cfg.base_url.to_string()));
+        }
+        let oti = Oti::new_no_code(cfg.symbol_len, 64);
+        let mut config = flute::sender::Config::default();
+        if let Some(every) = cfg.carousel {
+            config.fdt_carousel_mode = CarouselRepeatMode::IntervalBetweenStartTimes(every);
+        }
+        let endpoint = UDPEndpoint::new(None, cfg.group.clone(), cfg.port);
+        Ok(Self {
+            flute: Sender::new(endpoint, cfg.tsi, &oti, &config),
+            base: cfg.base_url.clone(),
+            carousel: cfg.carousel,
+        })
+    }
+
+    fn transfer(&self) -> TransferConfig {
+        let mut t = TransferConfig::default();
+        if let Some(every) = self.carousel {
+            // One transfer, then (carousel) another every `every`, for as long as the object
+            // stays in the session: the flute crate repeats back to back while the transfer
+            // count is below `max_transfer_count`, and at the interval after that.
+            t.max_transfer_count = 1;
+            t.carousel_mode = Some(CarouselRepeatMode::IntervalBetweenStartTimes(every));
+        }
+        t
+    }
+
+    /// The Content-Location of `path` under the base URL.
+    pub fn location(&self, path: &str) -> Result<url::Url, DownloadError> {
+        self.base
+            .join(path)
+            .map_err(|_| DownloadError::BadLocation(path.to_owned()))
+    }
+
+    /// The Content-Location of the MTK message object of (`kd`, `msk_id`, `mtk_id`): what a
+    /// DCF's `MBMS-MTK-URI` names.
+    pub fn key_location(&self, kd: KeyDomainId, msk_id: MskId, mtk_id: MtkId) -> url::Url {
+        // The path is hex and fixed text: joining it to a valid base cannot fail.
+        self.location(&key_object_path(kd, msk_id, mtk_id))
+            .unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// Adds the MTK message `message` of (`kd`, `msk_id`, `mtk_id`) as an `application/mikey`
+    /// object; returns its TOI.
+    pub fn add_mtk_message(
+        &mut self,
+        kd: KeyDomainId,
+        msk_id: MskId,
+        mtk_id: MtkId,
+        message: Vec<u8>,
+    ) -> Result<u128, DownloadError> {
+        let loc = self.key_location(kd, msk_id, mtk_id);
+        let obj =
+            ObjectDesc::create_from_buffer(message, MIKEY_MEDIA_TYPE, &loc, true, self.transfer())?;
+        Ok(self.flute.add_object(0, obj)?)
+    }
+
+    /// Adds a DCF object held in memory under `name` (a path relative to the base URL);
+    /// returns its TOI.
+    pub fn add_dcf(&mut self, name: &str, object: Vec<u8>) -> Result<u128, DownloadError> {
+        let loc = self.location(name)?;
+        let obj =
+            ObjectDesc::create_from_buffer(object, DCF_MEDIA_TYPE, &loc, true, self.transfer())?;
+        Ok(self.flute.add_object(0, obj)?)
+    }
+
+    /// Adds the DCF object in file `path` under `name`, read from the file as it is sent (the
+    /// object is not held in memory); returns its TOI.
+    pub fn add_dcf_file(&mut self, name: &str, path: &Path) -> Result<u128, DownloadError> {
+        let loc = self.location(name)?;
+        let obj = ObjectDesc::create_from_file(
+            path,
+            Some(&loc),
+            DCF_MEDIA_TYPE,
+            false,
+            true,
+            self.transfer(),
+        )?;
+        Ok(self.flute.add_object(0, obj)?)
+    }
+
+    /// Removes an object from the session (and from the next FDT).
+    pub fn remove(&mut self, toi: u128) -> bool {
+        self.flute.remove_object(toi)
+    }
+
+    /// Publishes a new FDT instance listing the objects added so far.
+    pub fn publish(&mut self, now: SystemTime) -> Result<(), DownloadError> {
+        Ok(self.flute.publish(now)?)
+    }
+
+    /// The next ALC packet to send, if one is due at `now`.
+    pub fn read(&mut self, now: SystemTime) -> Option<Vec<u8>> {
+        self.flute.read(now)
+    }
+
+    /// The FDT instance as it is published now (XML).
+    pub fn fdt_xml(&self, now: SystemTime) -> Result<Vec<u8>, DownloadError> {
+        Ok(self.flute.fdt_xml_data(now)?)
+    }
+
+    /// Objects in the FDT.
+    pub fn object_count(&self) -> usize {
+        self.flute.nb_objects()
+    }
+}
+
+/// Chunk size of [`protect_file`].
+const CHUNK: usize = 1 << 20;
+
+/// Protects the file `src` into the DCF file `dst`, streaming (one chunk in memory at a time).
+/// `header.plaintext_len` must be `src`'s length; returns the DCF object's length.
+pub fn protect_file(
+    src: &Path,
+    dst: &Path,
+    header: &DcfHeader,
+    mtk: &Mtk,
+    iv: [u8; 16],
+) -> Result<u64, DownloadError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DownloadError::Io { path, source }
+    };
+    let mut input = std::fs::File::open(src).map_err(io(src))?;
+    let mut output = std::io::BufWriter::new(std::fs::File::create(dst).map_err(io(dst))?);
+    let mut out = Vec::with_capacity(CHUNK + 64);
+    let mut sealer = DcfSealer::new(header, mtk, iv, &mut out)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = input.read(&mut buf).map_err(io(src))?;
+        if n == 0 {
+            break;
+        }
+        sealer.update(&buf[..n], &mut out)?;
+        output.write_all(&out).map_err(io(dst))?;
+        total += out.len() as u64;
+        out.clear();
+    }
+    sealer.finish(&mut out)?;
+    output.write_all(&out).map_err(io(dst))?;
+    output.flush().map_err(io(dst))?;
+    Ok(total + out.len() as u64)
+}

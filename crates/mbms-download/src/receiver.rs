@@ -71,6 +71,9 @@ pub struct DownloadStats {
     pub waiting_mtk_messages: u64,
     /// Objects of another media type, ignored.
     pub other_objects: u64,
+    /// Objects completed again (a later carousel round) with the same location and bytes:
+    /// ignored.
+    pub duplicates: u64,
 }
 
 /// A completed object from the FLUTE layer.
@@ -195,6 +198,8 @@ pub struct DownloadReceiver {
     /// MTK messages of MSKs not known yet (at most [`MAX_WAITING_MTK_MESSAGES`]).
     waiting_mtk: Vec<Vec<u8>>,
     files: Vec<ReceivedFile>,
+    /// (Content-Location, hash of the bytes) of every object handled.
+    seen: std::collections::HashSet<(String, u64)>,
     stats: DownloadStats,
 }
 
@@ -232,6 +237,7 @@ impl DownloadReceiver {
             waiting: Vec::new(),
             waiting_mtk: Vec::new(),
             files: Vec::new(),
+            seen: std::collections::HashSet::new(),
             stats: DownloadStats::default(),
         }
     }
@@ -303,6 +309,16 @@ impl DownloadReceiver {
         let mut new_key = false;
         for obj in done {
             self.stats.objects += 1;
+            let digest = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                obj.data.hash(&mut h);
+                h.finish()
+            };
+            if !self.seen.insert((obj.location.clone(), digest)) {
+                self.stats.duplicates += 1;
+                continue;
+            }
             let ct = obj
                 .content_type
                 .split(';')

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use flute::core::{Oti, UDPEndpoint};
-use flute::sender::{CarouselRepeatMode, ObjectDesc, Sender, TransferConfig};
+use flute::sender::{
+    CarouselRepeatMode, FDTPublishMode, ObjectDesc, PriorityQueue, Sender, TransferConfig,
+};
 use mbms_core::dcf::{DCF_MEDIA_TYPE, DcfHeader, DcfSealer};
 use mbms_core::{KeyDomainId, MskId, Mtk, MtkId};
 
@@ -92,6 +94,14 @@ impl DownloadSender {
         if let Some(every) = cfg.carousel {
             config.fdt_carousel_mode = CarouselRepeatMode::IntervalBetweenStartTimes(every);
         }
+        // An FDT instance before each object's transfer, listing the objects in transfer
+        // (one at a time): every instance fits one packet, so that a receiver (or a dissector
+        // without FDT reassembly, such as Wireshark's) reads each FDT packet on its own.
+        config.fdt_publish_mode = FDTPublishMode::ObjectsBeingTransferred;
+        config.priority_queues = std::collections::BTreeMap::from([(
+            PriorityQueue::HIGHEST,
+            PriorityQueue { multiplex_files: 1 },
+        )]);
         let endpoint = UDPEndpoint::new(None, cfg.group.clone(), cfg.port);
         Ok(Self {
             flute: Sender::new(endpoint, cfg.tsi, &oti, &config),
@@ -184,6 +194,11 @@ impl DownloadSender {
     /// The FDT instance as it is published now (XML).
     pub fn fdt_xml(&self, now: SystemTime) -> Result<Vec<u8>, DownloadError> {
         Ok(self.flute.fdt_xml_data(now)?)
+    }
+
+    /// How many times the object `toi` was sent so far (`None`: not in the session).
+    pub fn transfers(&mut self, toi: u128) -> Option<u64> {
+        self.flute.nb_transfers(toi)
     }
 
     /// Objects in the FDT.

@@ -25,6 +25,9 @@ Examples:
   mbms-recv listen --service name=tv1,group=239.1.1.1,port=5004,msk=tv1.msk \\
                    --service name=tv2,group=239.1.1.2,port=5004,msk=tv2.msk --interface eth0
 
+  # A download service: the files of `mbms-send download` into ./inbox, stop after 20
+  mbms-recv download --msk-file files1.msk --group 239.1.1.2 --out-dir inbox --expect 20
+
   # Check a capture offline; fail (exit 1) on any auth failure, replay or rejected MTK message
   mbms-recv pcap out.pcap --msk-file tv1.msk --strict --rtp-out decrypted.pcap";
 
@@ -46,6 +49,10 @@ enum Cmd {
     /// group and port they were sent to.
     #[command(after_help = EXAMPLES)]
     Pcap(PcapArgs),
+    /// Receives a download service (FLUTE, from a group or a capture): MTK messages opened with
+    /// the MSK key files, DCF objects opened with their MTKs, files written to --out-dir.
+    #[command(after_help = EXAMPLES)]
+    Download(crate::download::DownloadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,11 +126,11 @@ struct PcapArgs {
 #[error("{0}")]
 pub struct RecvError(String);
 
-fn err(m: impl Into<String>) -> RecvError {
+pub(crate) fn err(m: impl Into<String>) -> RecvError {
     RecvError(m.into())
 }
 
-fn read_key_file(path: &Path) -> Result<MskFile, RecvError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<MskFile, RecvError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     MskFile::parse(&text).map_err(|e| err(format!("{}: {e}", path.display())))
@@ -217,6 +224,7 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
     let r = match cli.cmd {
         Cmd::Listen(a) => listen(&a),
         Cmd::Pcap(a) => pcap(&a),
+        Cmd::Download(a) => crate::download::download(&a),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

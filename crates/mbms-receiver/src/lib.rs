@@ -6,4 +6,5 @@
 //! capture reader, the decrypted-RTP pcap and the report.
 
 pub mod cli;
+pub mod download;
 pub mod service;

@@ -42,6 +42,9 @@ Examples:
   # Benchmark: 1200-byte generated packets as fast as possible
   mbms-send send --msk-file tv1.msk --generate --payload-size 1200 --count 2000000 --fast --group 239.255.0.9 --interface lo
 
+  # A download service: the files of a directory, 20 Mbit/s, a carousel every 5 s, three rounds
+  mbms-send download --service files1 --dir ./outbox --group 239.1.1.2 --interface lo --carousel-secs 5 --pcap-out files.pcap
+
   # A byte-identical pcap for tests (fixed seed, no clock), no network
   mbms-send send --msk-file tv1.msk --generate --count 1000 --deterministic 7 --no-network --pcap-out fixed.pcap";
 
@@ -65,6 +68,9 @@ enum Cmd {
     /// MSKs in the key store.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Sends files as a download service: protected with MTKs as OMA DCF objects, with their
+    /// MTK messages, in a FLUTE session (FDT, optional carousel).
+    Download(Box<crate::download::DownloadArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -335,7 +341,7 @@ fn load_config(path: &Path, service: &str) -> Result<ServiceOpts, SendError> {
     found.ok_or_else(|| bad(format!("no [[service]] named {service:?}")))
 }
 
-fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
+pub(crate) fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
     let err =
         |e: std::io::Error| SendError::Config(format!("state directory {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(err)?;
@@ -349,7 +355,7 @@ fn store_at(dir: &Path) -> Result<KeyStore, SendError> {
 /// A key store shared with the BM-SC, and the directory of its MSK lock files: beside the
 /// SQLite file (so that senders sharing it see each other's locks), or the state directory
 /// for PostgreSQL (where the store's session lock covers other hosts).
-fn shared_store(url: &str, state_dir: &Path) -> Result<(KeyStore, PathBuf), SendError> {
+pub(crate) fn shared_store(url: &str, state_dir: &Path) -> Result<(KeyStore, PathBuf), SendError> {
     let store = KeyStore::open_url(url)?;
     let dir = match store.path() {
         Some(file) => file
@@ -370,7 +376,10 @@ fn shared_store(url: &str, state_dir: &Path) -> Result<(KeyStore, PathBuf), Send
 /// Takes the MSK's lock in the state directory for the whole run: two senders on one MSK would
 /// both take up its stored MTK and reuse (key, SRTP index) pairs. The lock is the kernel's
 /// (`flock`), so it goes with the process, even on `kill -9`.
-fn lock_msk(dir: &Path, msk: &MskFile) -> Result<nix::fcntl::Flock<std::fs::File>, SendError> {
+pub(crate) fn lock_msk(
+    dir: &Path,
+    msk: &MskFile,
+) -> Result<nix::fcntl::Flock<std::fs::File>, SendError> {
     let path = dir.join(format!(
         "msk-{}-{:08x}.lock",
         hex::encode(msk.key_domain_id.0),
@@ -436,7 +445,7 @@ fn write_key_file(path: &Path, msk: &MskFile) -> Result<(), SendError> {
     f.sync_all().map_err(err)
 }
 
-fn os_rng() -> Result<ChaCha20Rng, SendError> {
+pub(crate) fn os_rng() -> Result<ChaCha20Rng, SendError> {
     ChaCha20Rng::try_from_os_rng().map_err(|e| SendError::Rng(e.to_string()))
 }
 
@@ -529,6 +538,7 @@ pub fn main_with(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
         Cmd::Send(a) => send_cmd(*a),
         Cmd::Demo(a) => demo_cmd(a),
         Cmd::Keys(k) => keys_cmd(k),
+        Cmd::Download(a) => crate::download::download_cmd(*a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -610,7 +620,7 @@ fn demo_cmd(a: DemoArgs) -> Result<(), SendError> {
 }
 
 /// `v` if it is a finite number of at least `min`.
-fn at_least(what: &str, v: f64, min: f64) -> Result<f64, SendError> {
+pub(crate) fn at_least(what: &str, v: f64, min: f64) -> Result<f64, SendError> {
     if v.is_finite() && v >= min {
         Ok(v)
     } else {
@@ -620,7 +630,7 @@ fn at_least(what: &str, v: f64, min: f64) -> Result<f64, SendError> {
     }
 }
 
-fn secs(what: &str, v: f64) -> Result<Duration, SendError> {
+pub(crate) fn secs(what: &str, v: f64) -> Result<Duration, SendError> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| SendError::Config(format!("{what} {v}: not a duration in seconds")))
 }

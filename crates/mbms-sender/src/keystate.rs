@@ -378,6 +378,27 @@ impl KeyState {
         Ok(id)
     }
 
+    /// A new MTK for download objects (TS 33.246 §6.6.3: Key data type TGK, no salt): reserves
+    /// its ID and a counter (committed), seals its MTK message into `out`. The download session
+    /// carries the message as an object; the MTK keys the DCF objects given to it.
+    pub fn download_mtk(&mut self, out: &mut Vec<u8>) -> Result<(MtkId, Mtk), SendError> {
+        let id = self.next_mtk_id()?;
+        let (mtk, _salt) = self.fresh_key(id);
+        let counter = self.next_counter()?;
+        self.sealer.seal(
+            &MtkParams {
+                mtk_id: id,
+                mtk: &mtk,
+                salt: None,
+            },
+            counter,
+            out,
+        )?;
+        self.messages += 1;
+        self.rotations += 1;
+        Ok((id, mtk))
+    }
+
     /// Seals the current MTK again (a new counter) into `out`, for late joiners.
     pub fn repeat(&mut self, now: Duration, out: &mut Vec<u8>) -> Result<(), SendError> {
         let Some(mut c) = self.current.take() else {

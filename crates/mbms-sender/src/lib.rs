@@ -132,6 +132,7 @@ pub enum SendError {
 }
 
 pub mod cli;
+pub mod download;
 
 /// Largest UDP payload of an IPv4 datagram; the protected packet must fit it.
 pub const MAX_DATAGRAM: usize = 65_507;

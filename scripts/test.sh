@@ -40,6 +40,7 @@ echo "== sender, receiver and BM-SC bench scripts run (one short round each)"
 SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-receiver.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-bmsc.sh >/dev/null
+SECONDS_ONLY=1 scripts/bench-download.sh >/dev/null
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

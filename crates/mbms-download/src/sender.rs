@@ -176,6 +176,26 @@ impl DownloadSender {
         Ok(self.flute.add_object(0, obj)?)
     }
 
+    /// Adds the file `path` as it is (no protection), of media type `content_type`, under
+    /// `name`: for measuring what protection costs, and for public content.
+    pub fn add_plain_file(
+        &mut self,
+        name: &str,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<u128, DownloadError> {
+        let loc = self.location(name)?;
+        let obj = ObjectDesc::create_from_file(
+            path,
+            Some(&loc),
+            content_type,
+            false,
+            true,
+            self.transfer(),
+        )?;
+        Ok(self.flute.add_object(0, obj)?)
+    }
+
     /// Removes an object from the session (and from the next FDT).
     pub fn remove(&mut self, toi: u128) -> bool {
         self.flute.remove_object(toi)

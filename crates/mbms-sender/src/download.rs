@@ -87,6 +87,10 @@ pub struct DownloadArgs {
     /// Put the MTK message into each DCF object too (textual header MBMS-MTK-Message).
     #[arg(long, help_heading = "Keys")]
     inline_mtk: bool,
+    /// Send the files unprotected (no DCF, no MTK message, no key store): for measuring what
+    /// protection costs, side by side.
+    #[arg(long, help_heading = "Keys")]
+    no_protection: bool,
 
     /// Base of the objects' Content-Locations (ends in /) [default:
     /// http://bmsc.example.org/<service>/].
@@ -185,117 +189,139 @@ pub fn download_cmd(a: DownloadArgs) -> Result<(), SendError> {
             ))
         })?;
 
-    // Keys: the MSK, its lock, the MTK state.
-    let (mut store, lock_dir) = match &a.store {
-        None => (store_at(&a.state_dir)?, a.state_dir.clone()),
-        Some(url) => shared_store(url, &a.state_dir)?,
-    };
-    let msk = match &a.msk_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-            let msk =
-                MskFile::parse(&text).map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-            store.put_msk(&a.service, &msk)?;
-            msk
-        }
-        None => store.current_msk(&a.service)?.ok_or_else(|| {
-            SendError::Config(format!(
-                "no MSK for service {:?}: create one with `mbms-send keys new --service {}` or give --msk-file",
-                a.service, a.service
-            ))
-        })?,
-    };
-    let _lock = lock_msk(&lock_dir, &msk)?;
-    if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
-        return Err(SendError::Config(format!(
-            "MSK {:?} is in use by another mbms-send on this key store",
-            msk.msk_id
-        )));
-    }
-    let (kd, msk_id) = (msk.key_domain_id, msk.msk_id);
-    let mut keys = KeyState::new(
-        store,
-        msk,
-        Profile::default(),
-        RotationPolicy::default(),
-        Blocks::default(),
-        None,
-    )?;
-
     let mut cfg = SessionConfig::new(a.tsi, &group.to_string(), a.port, base);
     cfg.carousel = carousel;
     let mut session =
         DownloadSender::new(&cfg).map_err(|e| SendError::Config(format!("FLUTE session: {e}")))?;
 
-    // Protect: the files in groups of `files_per_mtk`, one new MTK per group, across cores;
-    // the DCF objects go to a work directory and are read from there as they are sent.
     let work = a.state_dir.join(format!("download-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| SendError::Output(work.clone(), e))?;
     let _cleanup = RemoveDir(work.clone());
-    let per = a.files_per_mtk.unwrap_or(files.len()).max(1);
-    let method = match a.method {
-        Method::Cbc => DcfMethod::AesCbc,
-        Method::Ctr => DcfMethod::AesCtr,
-    };
-    let mut rng = os_rng()?;
     let started = Instant::now();
     let mut plain_bytes = 0u64;
     let mut mtk_ids: Vec<MtkId> = Vec::new();
     let mut tois = Vec::new();
-    for chunk in files.chunks(per) {
-        let mut message = Vec::new();
-        let (mtk_id, mtk) = keys.download_mtk(&mut message)?;
-        mtk_ids.push(mtk_id);
-        let key_ref = DcfKeyRef {
-            key_domain_id: kd,
-            msk_id,
-            mtk_id,
-            mtk_uri: Some(session.key_location(kd, msk_id, mtk_id).to_string()),
-            mtk_message: a.inline_mtk.then(|| message.clone()),
-        };
-        let jobs: Vec<(PathBuf, PathBuf, DcfHeader, [u8; 16])> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, src)| {
-                let len = std::fs::metadata(src)
-                    .map_err(|e| SendError::Config(format!("{}: {e}", src.display())))?
-                    .len();
-                let name = file_name(src)?;
-                let mut iv = [0u8; 16];
-                rng.fill_bytes(&mut iv);
-                let header = DcfHeader {
-                    method,
-                    content_type: content_type_of(&name).into(),
-                    content_id: format!("cid:{name}@{}", cfg.base_url.host_str().unwrap_or("bmsc")),
-                    rights_issuer_url: String::new(),
-                    textual_headers: key_ref.textual_headers(),
-                    plaintext_len: len,
-                };
-                Ok((
-                    src.clone(),
-                    work.join(format!("{i}-{name}.dcf")),
-                    header,
-                    iv,
-                ))
-            })
-            .collect::<Result<_, SendError>>()?;
-        jobs.par_iter()
-            .map(|(src, dst, header, iv)| {
-                protect_file(src, dst, header, &mtk, *iv)
-                    .map_err(|e| SendError::Config(format!("protecting {}: {e}", src.display())))
-            })
-            .collect::<Result<Vec<u64>, SendError>>()?;
-        session
-            .add_mtk_message(kd, msk_id, mtk_id, message)
-            .map_err(|e| SendError::Config(format!("FLUTE: {e}")))?;
-        for (src, dst, header, _) in &jobs {
-            plain_bytes += header.plaintext_len;
+    let mut msk_label = String::new();
+    // Held for the run: the MSK lock file and the key state (with its store session lock).
+    let mut _held = None;
+    if a.no_protection {
+        for src in &files {
+            let name = file_name(src)?;
+            plain_bytes += std::fs::metadata(src)
+                .map_err(|e| SendError::Config(format!("{}: {e}", src.display())))?
+                .len();
             let toi = session
-                .add_dcf_file(&file_name(src)?, dst)
+                .add_plain_file(&name, src, content_type_of(&name))
                 .map_err(|e| SendError::Config(format!("FLUTE: {}: {e}", src.display())))?;
             tois.push(toi);
         }
+    } else {
+        // Keys: the MSK, its lock, the MTK state.
+        let (mut store, lock_dir) = match &a.store {
+            None => (store_at(&a.state_dir)?, a.state_dir.clone()),
+            Some(url) => shared_store(url, &a.state_dir)?,
+        };
+        let msk = match &a.msk_file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
+                let msk =
+                    MskFile::parse(&text).map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
+                store.put_msk(&a.service, &msk)?;
+                msk
+            }
+            None => store.current_msk(&a.service)?.ok_or_else(|| {
+                SendError::Config(format!(
+                    "no MSK for service {:?}: create one with `mbms-send keys new --service {}` or give --msk-file",
+                    a.service, a.service
+                ))
+            })?,
+        };
+        let _lock = lock_msk(&lock_dir, &msk)?;
+        if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
+            return Err(SendError::Config(format!(
+                "MSK {:?} is in use by another mbms-send on this key store",
+                msk.msk_id
+            )));
+        }
+        let (kd, msk_id) = (msk.key_domain_id, msk.msk_id);
+        let mut keys = KeyState::new(
+            store,
+            msk,
+            Profile::default(),
+            RotationPolicy::default(),
+            Blocks::default(),
+            None,
+        )?;
+
+        // Protect: the files in groups of `files_per_mtk`, one new MTK per group, across cores;
+        // the DCF objects go to a work directory and are read from there as they are sent.
+        let per = a.files_per_mtk.unwrap_or(files.len()).max(1);
+        let method = match a.method {
+            Method::Cbc => DcfMethod::AesCbc,
+            Method::Ctr => DcfMethod::AesCtr,
+        };
+        let mut rng = os_rng()?;
+        for chunk in files.chunks(per) {
+            let mut message = Vec::new();
+            let (mtk_id, mtk) = keys.download_mtk(&mut message)?;
+            mtk_ids.push(mtk_id);
+            let key_ref = DcfKeyRef {
+                key_domain_id: kd,
+                msk_id,
+                mtk_id,
+                mtk_uri: Some(session.key_location(kd, msk_id, mtk_id).to_string()),
+                mtk_message: a.inline_mtk.then(|| message.clone()),
+            };
+            let jobs: Vec<(PathBuf, PathBuf, DcfHeader, [u8; 16])> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, src)| {
+                    let len = std::fs::metadata(src)
+                        .map_err(|e| SendError::Config(format!("{}: {e}", src.display())))?
+                        .len();
+                    let name = file_name(src)?;
+                    let mut iv = [0u8; 16];
+                    rng.fill_bytes(&mut iv);
+                    let header = DcfHeader {
+                        method,
+                        content_type: content_type_of(&name).into(),
+                        content_id: format!(
+                            "cid:{name}@{}",
+                            cfg.base_url.host_str().unwrap_or("bmsc")
+                        ),
+                        rights_issuer_url: String::new(),
+                        textual_headers: key_ref.textual_headers(),
+                        plaintext_len: len,
+                    };
+                    Ok((
+                        src.clone(),
+                        work.join(format!("{i}-{name}.dcf")),
+                        header,
+                        iv,
+                    ))
+                })
+                .collect::<Result<_, SendError>>()?;
+            jobs.par_iter()
+                .map(|(src, dst, header, iv)| {
+                    protect_file(src, dst, header, &mtk, *iv).map_err(|e| {
+                        SendError::Config(format!("protecting {}: {e}", src.display()))
+                    })
+                })
+                .collect::<Result<Vec<u64>, SendError>>()?;
+            session
+                .add_mtk_message(kd, msk_id, mtk_id, message)
+                .map_err(|e| SendError::Config(format!("FLUTE: {e}")))?;
+            for (src, dst, header, _) in &jobs {
+                plain_bytes += header.plaintext_len;
+                let toi = session
+                    .add_dcf_file(&file_name(src)?, dst)
+                    .map_err(|e| SendError::Config(format!("FLUTE: {}: {e}", src.display())))?;
+                tois.push(toi);
+            }
+        }
+        msk_label = format!("{:08x}", msk_id.0);
+        _held = Some((_lock, keys));
     }
     let protect_secs = started.elapsed().as_secs_f64();
 
@@ -399,7 +425,8 @@ pub fn download_cmd(a: DownloadArgs) -> Result<(), SendError> {
         "files": files.len(),
         "plaintext_bytes": plain_bytes,
         "mtks": mtk_ids.iter().map(|m| m.0).collect::<Vec<_>>(),
-        "msk_id": format!("{:08x}", msk_id.0),
+        "msk_id": msk_label,
+        "protected": !a.no_protection,
         "packets": packets,
         "bytes": bytes,
         "protect_seconds": protect_secs,

@@ -31,7 +31,9 @@ fn header(method: DcfMethod, len: usize) -> DcfHeader {
 }
 
 fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(131) >> 3) as u8).collect()
+    (0..len)
+        .map(|i| u8::try_from((i.wrapping_mul(131) >> 3) & 0xff).expect("a byte"))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -76,7 +78,7 @@ fn bench(c: &mut Criterion) {
             .map(|i| DcfJob {
                 header: &h,
                 mtk: &key,
-                iv: [i as u8; 16],
+                iv: [u8::try_from(i).expect("under 256"); 16],
                 plaintext: &small,
             })
             .collect();

@@ -227,6 +227,10 @@ impl DownloadReceiver {
         let config = Config {
             // Objects are kept across carousel rounds until complete.
             object_timeout: None,
+            // Incomplete blocks of one object kept (the crate's default, 10 MiB, makes an
+            // object larger than that fail under loss: nearly every block is incomplete after
+            // the first round, and the object is dropped instead of completed by the next).
+            object_max_cache_size: Some(MAX_OBJECT_LEN),
             ..Config::default()
         };
         Self {

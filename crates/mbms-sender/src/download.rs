@@ -92,8 +92,8 @@ pub struct DownloadArgs {
     #[arg(long, help_heading = "Keys")]
     no_protection: bool,
 
-    /// Base of the objects' Content-Locations (ends in /) [default:
-    /// http://bmsc.example.org/<service>/].
+    /// Base of the objects' Content-Locations, ending in / [default:
+    /// `http://bmsc.example.org/SERVICE/`].
     #[arg(long, help_heading = "Output")]
     base_url: Option<String>,
     /// Also write every datagram sent into this pcap.

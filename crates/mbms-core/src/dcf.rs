@@ -351,8 +351,12 @@ impl DcfHeader {
 
         let ohdr_len = FULL32 + 1 + 1 + 8 + 2 + 2 + 2 + cid.len() + riu.len() + th.len();
         let odhe_len = FULL32 + 1 + ct.len() + ohdr_len;
-        let odda_len = (FULL64 + 8) as u64 + enc_len;
-        let odrm_len = (FULL64 + odhe_len) as u64 + odda_len;
+        let odda_len = enc_len
+            .checked_add((FULL64 + 8) as u64)
+            .ok_or(DcfError::TooLong("plaintext"))?;
+        let odrm_len = odda_len
+            .checked_add((FULL64 + odhe_len) as u64)
+            .ok_or(DcfError::TooLong("plaintext"))?;
         let odhe_len32 = u32::try_from(odhe_len).map_err(|_| DcfError::TooLong("header"))?;
         let ohdr_len32 = u32::try_from(ohdr_len).map_err(|_| DcfError::TooLong("header"))?;
 
@@ -504,6 +508,9 @@ impl DcfHeader {
             });
         }
         let data_at = r.at;
+        if data_at > MAX_HEADER_LEN {
+            return Err(DcfError::TooLong("header"));
+        }
         let odda_end = (odda_start as u64)
             .checked_add(odda_len)
             .ok_or(DcfError::BadBox("odda", "size"))?;

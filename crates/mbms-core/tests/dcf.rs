@@ -501,3 +501,13 @@ fn fuzz_regressions() {
         assert!(dcf::open(&data, &mtk(&[0x42; 16])).is_err());
     }
 }
+
+#[test]
+fn a_plaintext_length_near_the_u64_limit_is_refused_not_wrapped() {
+    for m in [DcfMethod::AesCbc, DcfMethod::AesCtr] {
+        let h = header(m, u64::MAX - 20);
+        assert_eq!(h.encode(), Err(DcfError::TooLong("plaintext")), "{m}");
+        let mut out = Vec::new();
+        assert!(DcfSealer::new(&h, &mtk(&[1; 16]), [0; 16], &mut out).is_err());
+    }
+}

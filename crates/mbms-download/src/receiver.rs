@@ -33,12 +33,26 @@ pub const MAX_OBJECT_LEN: usize = 1 << 30;
 /// MTK messages of unknown MSKs kept until their MSK is added (the oldest are dropped).
 pub const MAX_WAITING_MTK_MESSAGES: usize = 1024;
 
+/// The largest `application/mikey` object accepted (an MTK message is about 100 bytes).
+pub const MAX_MIKEY_OBJECT_LEN: usize = 64 << 10;
+
+/// DCF objects kept waiting for their MTK, at most this many bytes in all (the oldest are
+/// dropped first, and counted).
+pub const MAX_WAITING_BYTES: usize = 1 << 30;
+
+/// An object that receives nothing for this long is dropped (several carousel periods).
+pub const OBJECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Locations remembered to recognise carousel repeats; the set starts again beyond this.
+const MAX_SEEN: usize = 100_000;
+
 /// A file that came out of the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedFile {
     /// Content-Location of the DCF object.
     pub location: String,
-    /// The last path segment of the location: the file's name.
+    /// The last path segment of the location, percent-decoded: the file's name (not checked:
+    /// see [`file_name_of`]).
     pub name: String,
     /// Media type of the plaintext (the DCF's ContentType).
     pub content_type: String,
@@ -74,6 +88,8 @@ pub struct DownloadStats {
     /// Objects completed again (a later carousel round) with the same location and bytes:
     /// ignored.
     pub duplicates: u64,
+    /// DCF objects dropped while waiting for their MTK (over [`MAX_WAITING_BYTES`]).
+    pub dropped_waiting: u64,
 }
 
 /// A completed object from the FLUTE layer.
@@ -100,6 +116,33 @@ struct Buffer {
     location: String,
     content_type: String,
     data: RefCell<Vec<u8>>,
+    limit: usize,
+}
+
+/// The file name a Content-Location gives: its last path segment, percent-decoded (the caller
+/// still checks that it is safe to use as a file name).
+pub fn file_name_of(location: &str) -> String {
+    let segment = match url::Url::parse(location) {
+        Ok(u) => u
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .unwrap_or("")
+            .to_owned(),
+        Err(_) => location.rsplit('/').next().unwrap_or("").to_owned(),
+    };
+    percent_encoding::percent_decode_str(&segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The media type of a Content-Type value, lower case, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 impl ObjectWriterBuilder for Collect {
@@ -112,15 +155,23 @@ impl ObjectWriterBuilder for Collect {
         _now: SystemTime,
     ) -> ObjectWriterBuilderResult {
         let len = meta.transfer_length.or(meta.content_length).unwrap_or(0);
-        if len > MAX_OBJECT_LEN {
+        let content_type = meta.content_type.clone().unwrap_or_default();
+        let limit = if media_type(&content_type) == MIKEY_MEDIA_TYPE {
+            MAX_MIKEY_OBJECT_LEN
+        } else {
+            MAX_OBJECT_LEN
+        };
+        if len > limit {
             self.inbox.borrow_mut().errors += 1;
             return ObjectWriterBuilderResult::Abort;
         }
         ObjectWriterBuilderResult::StoreObject(Box::new(Buffer {
             inbox: self.inbox.clone(),
             location: meta.content_location.clone(),
-            content_type: meta.content_type.clone().unwrap_or_default(),
-            data: RefCell::new(Vec::with_capacity(len)),
+            content_type,
+            // The length is the sender's claim: reserve little, grow as data comes.
+            data: RefCell::new(Vec::with_capacity(len.min(1 << 20))),
+            limit,
         }))
     }
 
@@ -155,7 +206,7 @@ impl ObjectWriter for Buffer {
 
     fn write(&self, _sbn: u32, data: &[u8], _now: SystemTime) -> flute::error::Result<()> {
         let mut d = self.data.borrow_mut();
-        if d.len() + data.len() > MAX_OBJECT_LEN {
+        if d.len() + data.len() > self.limit {
             return Err(flute::error::FluteError::new("object too large"));
         }
         d.extend_from_slice(data);
@@ -193,8 +244,9 @@ pub struct DownloadReceiver {
     inbox: Rc<RefCell<Inbox>>,
     openers: HashMap<(KeyDomainId, MskId), MtkOpener>,
     mtks: HashMap<MtkKey, Mtk>,
-    /// DCF objects waiting for their MTK.
+    /// DCF objects waiting for their MTK, and their bytes.
     waiting: Vec<(MtkKey, Completed)>,
+    waiting_bytes: usize,
     /// MTK messages of MSKs not known yet (at most [`MAX_WAITING_MTK_MESSAGES`]).
     waiting_mtk: Vec<Vec<u8>>,
     files: Vec<ReceivedFile>,
@@ -225,8 +277,9 @@ impl DownloadReceiver {
             inbox: inbox.clone(),
         });
         let config = Config {
-            // Objects are kept across carousel rounds until complete.
-            object_timeout: None,
+            // Objects are kept across carousel rounds until complete, or until nothing came
+            // for them for OBJECT_TIMEOUT.
+            object_timeout: Some(OBJECT_TIMEOUT),
             // Incomplete blocks of one object kept (the crate's default, 10 MiB, makes an
             // object larger than that fail under loss: nearly every block is incomplete after
             // the first round, and the object is dropped instead of completed by the next).
@@ -239,6 +292,7 @@ impl DownloadReceiver {
             openers: HashMap::new(),
             mtks: HashMap::new(),
             waiting: Vec::new(),
+            waiting_bytes: 0,
             waiting_mtk: Vec::new(),
             files: Vec::new(),
             seen: std::collections::HashSet::new(),
@@ -263,6 +317,7 @@ impl DownloadReceiver {
     }
 
     fn retry_waiting(&mut self) {
+        self.waiting_bytes = 0;
         for (_, obj) in std::mem::take(&mut self.waiting) {
             self.on_dcf(obj, false);
         }
@@ -313,6 +368,9 @@ impl DownloadReceiver {
         let mut new_key = false;
         for obj in done {
             self.stats.objects += 1;
+            if self.seen.len() >= MAX_SEEN {
+                self.seen.clear();
+            }
             let digest = {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -323,13 +381,7 @@ impl DownloadReceiver {
                 self.stats.duplicates += 1;
                 continue;
             }
-            let ct = obj
-                .content_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let ct = media_type(&obj.content_type);
             if ct == MIKEY_MEDIA_TYPE {
                 new_key |= self.on_mtk_message(obj.data);
             } else if ct == DCF_MEDIA_TYPE {
@@ -402,21 +454,30 @@ impl DownloadReceiver {
         };
         let (header, key_ref) = header;
         let id = (key_ref.key_domain_id, key_ref.msk_id, key_ref.mtk_id);
+        if !self.mtks.contains_key(&id)
+            && let Some(msg) = key_ref.mtk_message.clone()
+        {
+            // The object carries its MTK message (MBMS-MTK-Message): learn the key from it.
+            if self.on_mtk_message(msg) {
+                self.retry_waiting();
+            }
+        }
         let Some(mtk) = self.mtks.get(&id) else {
             if first_time {
                 self.stats.waited_for_key += 1;
             }
+            self.waiting_bytes += obj.data.len();
             self.waiting.push((id, obj));
+            while self.waiting_bytes > MAX_WAITING_BYTES && !self.waiting.is_empty() {
+                let (_, dropped) = self.waiting.remove(0);
+                self.waiting_bytes -= dropped.data.len();
+                self.stats.dropped_waiting += 1;
+            }
             return;
         };
         match dcf::open(&obj.data, mtk) {
             Ok((_, data)) => {
-                let name = obj
-                    .location
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&obj.location)
-                    .to_owned();
+                let name = file_name_of(&obj.location);
                 self.stats.files += 1;
                 self.files.push(ReceivedFile {
                     location: obj.location,

@@ -56,6 +56,7 @@ pub struct DownloadSender {
     flute: Sender,
     base: url::Url,
     carousel: Option<Duration>,
+    locations: std::collections::HashSet<String>,
 }
 
 impl core::fmt::Debug for DownloadSender {
@@ -107,6 +108,7 @@ impl DownloadSender {
             flute: Sender::new(endpoint, cfg.tsi, &oti, &config),
             base: cfg.base_url.clone(),
             carousel: cfg.carousel,
+            locations: std::collections::HashSet::new(),
         })
     }
 
@@ -122,11 +124,29 @@ impl DownloadSender {
         t
     }
 
-    /// The Content-Location of `path` under the base URL.
+    /// The Content-Location of `path` under the base URL: it must stay under the base (no
+    /// scheme, no `..` out of it, no query or fragment).
     pub fn location(&self, path: &str) -> Result<url::Url, DownloadError> {
-        self.base
-            .join(path)
-            .map_err(|_| DownloadError::BadLocation(path.to_owned()))
+        let bad = || DownloadError::BadLocation(path.to_owned());
+        if path.is_empty() || path.contains([':', '?', '#', '\\']) {
+            return Err(bad());
+        }
+        let url = self.base.join(path).map_err(|_| bad())?;
+        if !url.as_str().starts_with(self.base.as_str()) || url.as_str() == self.base.as_str() {
+            return Err(bad());
+        }
+        Ok(url)
+    }
+
+    /// Takes `loc` for a new object: refused if another object of the session has it.
+    fn claim(&mut self, loc: &url::Url) -> Result<(), DownloadError> {
+        if self.locations.insert(loc.to_string()) {
+            Ok(())
+        } else {
+            Err(DownloadError::BadLocation(format!(
+                "{loc} is already an object of the session"
+            )))
+        }
     }
 
     /// The Content-Location of the MTK message object of (`kd`, `msk_id`, `mtk_id`): what a
@@ -147,6 +167,7 @@ impl DownloadSender {
         message: Vec<u8>,
     ) -> Result<u128, DownloadError> {
         let loc = self.key_location(kd, msk_id, mtk_id);
+        self.claim(&loc)?;
         let obj =
             ObjectDesc::create_from_buffer(message, MIKEY_MEDIA_TYPE, &loc, true, self.transfer())?;
         Ok(self.flute.add_object(0, obj)?)
@@ -156,6 +177,7 @@ impl DownloadSender {
     /// returns its TOI.
     pub fn add_dcf(&mut self, name: &str, object: Vec<u8>) -> Result<u128, DownloadError> {
         let loc = self.location(name)?;
+        self.claim(&loc)?;
         let obj =
             ObjectDesc::create_from_buffer(object, DCF_MEDIA_TYPE, &loc, true, self.transfer())?;
         Ok(self.flute.add_object(0, obj)?)
@@ -165,6 +187,7 @@ impl DownloadSender {
     /// object is not held in memory); returns its TOI.
     pub fn add_dcf_file(&mut self, name: &str, path: &Path) -> Result<u128, DownloadError> {
         let loc = self.location(name)?;
+        self.claim(&loc)?;
         let obj = ObjectDesc::create_from_file(
             path,
             Some(&loc),
@@ -185,6 +208,7 @@ impl DownloadSender {
         content_type: &str,
     ) -> Result<u128, DownloadError> {
         let loc = self.location(name)?;
+        self.claim(&loc)?;
         let obj = ObjectDesc::create_from_file(
             path,
             Some(&loc),

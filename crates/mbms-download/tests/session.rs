@@ -271,25 +271,65 @@ fn without_the_msk_everything_waits_and_opens_once_it_is_added() {
     assert_eq!(rx.stats().files, 20);
 }
 
+/// Every FDT instance fits one packet (an instance before each object, listing the object in
+/// transfer), and together they list every object with its type and MD5.
 #[test]
-fn the_fdt_lists_every_object_with_its_type_and_md5() {
+fn each_fdt_instance_fits_one_packet_and_they_list_every_object() {
     let dir = tempfile::tempdir().unwrap();
-    let s = session(dir.path(), None);
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    let xml = String::from_utf8(s.sender.fdt_xml(now).unwrap()).unwrap();
+    let mut s = session(dir.path(), None);
     assert_eq!(s.sender.object_count(), 22);
-    assert_eq!(xml.matches("<File ").count(), 22, "{xml}");
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    s.sender.publish(now).unwrap();
+    let mut files = std::collections::BTreeSet::new();
+    let mut t = now;
+    for _ in 0..200_000 {
+        let Some(pkt) = s.sender.read(t) else {
+            t += Duration::from_millis(1);
+            if files.len() == 22 {
+                break;
+            }
+            continue;
+        };
+        let alc = flute::core::alc::parse_alc_pkt(&pkt).unwrap();
+        if alc.lct.toi != 0 {
+            continue;
+        }
+        // Payload ID 0/0 (no-code FEC) and the whole instance in this packet.
+        let xml = std::str::from_utf8(&pkt[alc.data_payload_offset..]).unwrap();
+        assert_eq!(alc.transfer_length, Some(xml.len() as u64), "one packet");
+        assert!(xml.starts_with("<?xml") && xml.trim_end().ends_with("</FDT-Instance>"));
+        for file in xml.split("<File ").skip(1) {
+            let attr = |name: &str| {
+                let at = file.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                file[at..at + file[at..].find('"').unwrap()].to_owned()
+            };
+            assert!(!attr("Content-MD5").is_empty());
+            files.insert((attr("Content-Location"), attr("Content-Type")));
+        }
+    }
+    assert_eq!(files.len(), 22, "{files:?}");
+    let types: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(
-        xml.matches("Content-Type=\"application/vnd.oma.drm.dcf\"")
+        types
+            .iter()
+            .filter(|t| **t == "application/vnd.oma.drm.dcf")
             .count(),
         20
     );
-    assert_eq!(xml.matches("Content-Type=\"application/mikey\"").count(), 2);
-    assert_eq!(xml.matches("Content-MD5=").count(), 22);
-    assert!(xml.contains(
-        "Content-Location=\"http://bmsc.example.org/tv1/keys/mtk-12f410-00010002-0001.mikey\""
-    ));
-    assert!(xml.contains("Content-Location=\"http://bmsc.example.org/tv1/file-00.bin\""));
+    assert_eq!(
+        types.iter().filter(|t| **t == "application/mikey").count(),
+        2
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(l, _)| l == "http://bmsc.example.org/tv1/keys/mtk-12f410-00010002-0001.mikey")
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(l, _)| l == "http://bmsc.example.org/tv1/file-00.bin")
+    );
 }
 
 /// One 12 MB object (above the flute crate's default 10 MiB of incomplete blocks per object)
@@ -369,4 +409,94 @@ fn an_object_above_ten_mebibytes_completes_under_loss() {
     assert_eq!(got.len(), 1, "{:?}", rx.stats());
     assert!(got[0].data == data);
     assert_eq!(rx.stats().object_errors, 0, "{:?}", rx.stats());
+}
+
+#[test]
+fn names_are_percent_decoded_and_locations_stay_under_the_base() {
+    use mbms_download::receiver::file_name_of;
+    assert_eq!(file_name_of("http://x.org/a/my%20file.txt"), "my file.txt");
+    assert_eq!(file_name_of("http://x.org/a/%C3%A9.txt"), "é.txt");
+    assert_eq!(file_name_of("http://x.org/a/b.txt?v=2"), "b.txt");
+    assert_eq!(file_name_of("http://x.org/a/"), "");
+    assert_eq!(file_name_of("http://x.org/a/..%2Fetc"), "../etc");
+    let cfg = SessionConfig::new(
+        7,
+        GROUP,
+        PORT,
+        url::Url::parse("http://bmsc.example.org/tv1/").unwrap(),
+    );
+    let mut s = DownloadSender::new(&cfg).unwrap();
+    for bad in ["", "news:x", "../x", "a?b", "a#b", "http://evil/x", "/abs"] {
+        assert!(s.location(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        s.location("my file.txt").unwrap().as_str(),
+        "http://bmsc.example.org/tv1/my%20file.txt"
+    );
+    // Two names that make one Content-Location: the second is refused.
+    s.add_dcf("a b", vec![1]).unwrap();
+    assert!(s.add_dcf("a%20b", vec![2]).is_err());
+    assert_eq!(s.object_count(), 1);
+}
+
+#[test]
+fn an_inline_mtk_message_opens_an_object_without_its_key_object() {
+    let key = msk_key();
+    let sealer = MtkSealer::new(
+        KD,
+        MSK_ID,
+        &key.msk,
+        CsbId(1),
+        [0x44; 16],
+        Profile::default(),
+    );
+    let mtk = Mtk::from_bytes([0x0a; 16]);
+    let mut msg = Vec::new();
+    sealer
+        .seal(
+            &MtkParams {
+                mtk_id: MtkId(9),
+                mtk: &mtk,
+                salt: None,
+            },
+            3,
+            &mut msg,
+        )
+        .unwrap();
+    let key_ref = DcfKeyRef {
+        key_domain_id: KD,
+        msk_id: MSK_ID,
+        mtk_id: MtkId(9),
+        mtk_uri: None,
+        mtk_message: Some(msg),
+    };
+    let header = DcfHeader {
+        method: DcfMethod::AesCbc,
+        content_type: "text/plain".into(),
+        content_id: "cid:x@bmsc.example.org".into(),
+        rights_issuer_url: String::new(),
+        textual_headers: key_ref.textual_headers(),
+        plaintext_len: 5,
+    };
+    let object = mbms_core::dcf::seal(&header, &mtk, [1; 16], b"hello").unwrap();
+    let cfg = SessionConfig::new(
+        7,
+        GROUP,
+        PORT,
+        url::Url::parse("http://bmsc.example.org/tv1/").unwrap(),
+    );
+    let mut sender = DownloadSender::new(&cfg).unwrap();
+    sender.add_dcf("hello.txt", object).unwrap();
+    let mut rx = DownloadReceiver::new();
+    rx.add_msk(key);
+    let endpoint = UDPEndpoint::new(None, GROUP.to_owned(), PORT);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    sender.publish(now).unwrap();
+    while let Some(pkt) = sender.read(now) {
+        rx.push(&endpoint, &pkt, now).unwrap();
+    }
+    let files = rx.take_files();
+    assert_eq!(files.len(), 1, "{:?}", rx.stats());
+    assert_eq!(files[0].data, b"hello");
+    assert_eq!(rx.stats().mtks, 1);
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -51,10 +51,14 @@ pub struct DownloadArgs {
     /// exercise the carousel.
     #[arg(long, default_value_t = 0.0)]
     simulate_loss: f64,
-    /// Exit 1 if a DCF object or MTK message did not open, a file name was refused, or fewer
-    /// files than --expect came.
+    /// Exit 1 if a DCF object or MTK message did not open, a file name was refused, a file
+    /// could not be written, or fewer files than --expect came.
     #[arg(long)]
     strict: bool,
+    /// Replace files that already exist in --out-dir (by default they are kept, and the
+    /// received file is counted as refused).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Where a received file may be written: its name must be one plain path segment.
@@ -70,6 +74,9 @@ fn safe_name(name: &str) -> Option<&str> {
 struct Run {
     rx: DownloadReceiver,
     out_dir: PathBuf,
+    overwrite: bool,
+    write_errors: u64,
+    existing: u64,
     written: Vec<serde_json::Value>,
     refused_names: u64,
     loss: f64,
@@ -112,12 +119,30 @@ impl Run {
             return Ok(());
         };
         let path = self.out_dir.join(name);
-        let part = self.out_dir.join(format!(".{name}.part"));
-        let w = |p: &Path, e: std::io::Error| err(format!("{}: {e}", p.display()));
-        let mut file = std::fs::File::create(&part).map_err(|e| w(&part, e))?;
-        file.write_all(&f.data).map_err(|e| w(&part, e))?;
-        file.sync_all().map_err(|e| w(&part, e))?;
-        std::fs::rename(&part, &path).map_err(|e| w(&path, e))?;
+        if !self.overwrite && std::fs::symlink_metadata(&path).is_ok() {
+            self.existing += 1;
+            eprintln!(
+                "mbms-recv: {} exists: kept (give --overwrite to replace it)",
+                path.display()
+            );
+            return Ok(());
+        }
+        // A fixed temporary name: the received name may be as long as the system allows.
+        let part = self
+            .out_dir
+            .join(format!(".mbms-recv-{}.part", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&part)?;
+            file.write_all(&f.data)?;
+            file.sync_all()?;
+            std::fs::rename(&part, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&part);
+            self.write_errors += 1;
+            eprintln!("mbms-recv: {}: {e}", path.display());
+            return Ok(());
+        }
         self.written.push(serde_json::json!({
             "name": name,
             "bytes": f.data.len(),
@@ -138,6 +163,13 @@ pub fn download(a: &DownloadArgs) -> Result<bool, RecvError> {
     if !(0.0..1.0).contains(&a.simulate_loss) {
         return Err(err("--simulate-loss: a fraction from 0 to below 1"));
     }
+    for (what, v) in [("--duration", a.duration), ("--idle", a.idle)] {
+        if let Some(v) = v
+            && !(0.0..1e9).contains(&v)
+        {
+            return Err(err(format!("{what} {v}: a number of seconds expected")));
+        }
+    }
     std::fs::create_dir_all(&a.out_dir)
         .map_err(|e| err(format!("{}: {e}", a.out_dir.display())))?;
     let mut rx = DownloadReceiver::new();
@@ -147,6 +179,9 @@ pub fn download(a: &DownloadArgs) -> Result<bool, RecvError> {
     let mut run = Run {
         rx,
         out_dir: a.out_dir.clone(),
+        overwrite: a.overwrite,
+        write_errors: 0,
+        existing: 0,
         written: Vec::new(),
         refused_names: 0,
         loss: a.simulate_loss,
@@ -180,7 +215,9 @@ pub fn download(a: &DownloadArgs) -> Result<bool, RecvError> {
     // Object errors of the FLUTE layer (a transfer that ended incomplete, an MD5 mismatch) are
     // counted, not failures: the carousel sends the object again. What decides is whether
     // every expected file came, and nothing failed to open.
-    let failed = st.bad_files + st.bad_mtk_messages + run.refused_names > 0;
+    let failed =
+        st.bad_files + st.bad_mtk_messages + run.refused_names + run.write_errors + run.existing
+            > 0;
     let ok = !a.strict || (expect_ok && !failed);
     let report = serde_json::json!({
         "files": run.written,
@@ -198,6 +235,9 @@ pub fn download(a: &DownloadArgs) -> Result<bool, RecvError> {
         "still_waiting_for_key": st.waiting,
         "mtk_messages_waiting_for_msk": st.waiting_mtk_messages,
         "refused_names": run.refused_names,
+        "write_errors": run.write_errors,
+        "kept_existing": run.existing,
+        "dropped_waiting_for_key": st.dropped_waiting,
         "seconds": started.elapsed().as_secs_f64(),
         "strict_ok": ok,
     });

@@ -283,4 +283,26 @@ fn tshark_reads_the_flute_session_without_malformed_packets() {
             "{name}"
         );
     }
+    // Again into the same directory: the files there are kept (and --strict fails), unless
+    // --overwrite.
+    let again = |extra: &[&str]| {
+        let mut a = args([
+            "download",
+            "--msk-file",
+            key.to_str().unwrap(),
+            "--pcap",
+            pcap.to_str().unwrap(),
+            "--out-dir",
+            d.join("inbox").to_str().unwrap(),
+            "--strict",
+        ]);
+        a.extend(extra.iter().map(|s| (*s).to_owned()));
+        Command::new(mbms_recv()).args(a).output().unwrap()
+    };
+    let kept = again(&[]);
+    assert!(!kept.status.success());
+    assert_eq!(json(&kept.stdout)["kept_existing"], 6);
+    let replaced = again(&["--overwrite"]);
+    assert!(replaced.status.success());
+    assert_eq!(json(&replaced.stdout)["written"], 6);
 }

@@ -57,6 +57,12 @@ pub struct DownloadSender {
     base: url::Url,
     carousel: Option<Duration>,
     locations: std::collections::HashSet<String>,
+    /// Content-Location of a DCF object → the Content-Location of its key object, written
+    /// into the FDT as `mbms2009:Decryption-KEY-URI`.
+    key_uris: std::collections::HashMap<String, String>,
+    symbol_len: u16,
+    /// FDT instances the key link could not be added to (too large for one packet).
+    pub fdt_unlinked: u64,
 }
 
 impl core::fmt::Debug for DownloadSender {
@@ -109,6 +115,9 @@ impl DownloadSender {
             base: cfg.base_url.clone(),
             carousel: cfg.carousel,
             locations: std::collections::HashSet::new(),
+            key_uris: std::collections::HashMap::new(),
+            symbol_len: cfg.symbol_len,
+            fdt_unlinked: 0,
         })
     }
 
@@ -173,21 +182,34 @@ impl DownloadSender {
         Ok(self.flute.add_object(0, obj)?)
     }
 
-    /// Adds a DCF object held in memory under `name` (a path relative to the base URL);
-    /// returns its TOI.
-    pub fn add_dcf(&mut self, name: &str, object: Vec<u8>) -> Result<u128, DownloadError> {
+    /// Adds a DCF object held in memory under `name` (a path relative to the base URL), keyed
+    /// by the MTK message object at `key_uri` (written into its FDT entry); returns its TOI.
+    pub fn add_dcf(
+        &mut self,
+        name: &str,
+        object: Vec<u8>,
+        key_uri: Option<&url::Url>,
+    ) -> Result<u128, DownloadError> {
         let loc = self.location(name)?;
         self.claim(&loc)?;
+        self.link(&loc, key_uri);
         let obj =
             ObjectDesc::create_from_buffer(object, DCF_MEDIA_TYPE, &loc, true, self.transfer())?;
         Ok(self.flute.add_object(0, obj)?)
     }
 
     /// Adds the DCF object in file `path` under `name`, read from the file as it is sent (the
-    /// object is not held in memory); returns its TOI.
-    pub fn add_dcf_file(&mut self, name: &str, path: &Path) -> Result<u128, DownloadError> {
+    /// object is not held in memory), keyed by the MTK message object at `key_uri`; returns
+    /// its TOI.
+    pub fn add_dcf_file(
+        &mut self,
+        name: &str,
+        path: &Path,
+        key_uri: Option<&url::Url>,
+    ) -> Result<u128, DownloadError> {
         let loc = self.location(name)?;
         self.claim(&loc)?;
+        self.link(&loc, key_uri);
         let obj = ObjectDesc::create_from_file(
             path,
             Some(&loc),
@@ -230,9 +252,28 @@ impl DownloadSender {
         Ok(self.flute.publish(now)?)
     }
 
-    /// The next ALC packet to send, if one is due at `now`.
+    fn link(&mut self, loc: &url::Url, key_uri: Option<&url::Url>) {
+        if let Some(k) = key_uri {
+            self.key_uris.insert(loc.to_string(), k.to_string());
+        }
+    }
+
+    /// The next ALC packet to send, if one is due at `now`. FDT instances get the
+    /// `mbms2009:Decryption-KEY-URI` of each DCF object's entry (TS 26.346 §7.2.10.2), which
+    /// the `flute` crate does not write itself.
     pub fn read(&mut self, now: SystemTime) -> Option<Vec<u8>> {
-        self.flute.read(now)
+        let pkt = self.flute.read(now)?;
+        if self.key_uris.is_empty() {
+            return Some(pkt);
+        }
+        match link_fdt(&pkt, &self.key_uris, self.symbol_len) {
+            Linked::Done(p) => Some(p),
+            Linked::NotFdt => Some(pkt),
+            Linked::Unchanged => {
+                self.fdt_unlinked += 1;
+                Some(pkt)
+            }
+        }
     }
 
     /// The FDT instance as it is published now (XML).
@@ -287,4 +328,96 @@ pub fn protect_file(
     output.write_all(&out).map_err(io(dst))?;
     output.flush().map_err(io(dst))?;
     Ok(total + out.len() as u64)
+}
+
+/// What [`link_fdt`] did.
+enum Linked {
+    /// Not an FDT packet.
+    NotFdt,
+    /// An FDT instance with the key links added.
+    Done(Vec<u8>),
+    /// An FDT instance left as it was (several packets, no namespace, too large with links).
+    Unchanged,
+}
+
+/// Adds `mbms2009:Decryption-KEY-URI="…"` to each `<File>` of a one-packet FDT instance whose
+/// Content-Location has a key in `key_uris`, and rewrites the transfer length in EXT_FTI
+/// (no-code FEC: HET 64, bytes 2..8 of the extension, RFC 5445).
+fn link_fdt(
+    pkt: &[u8],
+    key_uris: &std::collections::HashMap<String, String>,
+    symbol_len: u16,
+) -> Linked {
+    let Ok(alc) = flute::core::alc::parse_alc_pkt(pkt) else {
+        return Linked::NotFdt;
+    };
+    if alc.lct.toi != 0 || alc.fdt_info.is_none() {
+        return Linked::NotFdt;
+    }
+    let payload = &pkt[alc.data_payload_offset..];
+    if alc.transfer_length != Some(payload.len() as u64) {
+        return Linked::Unchanged;
+    }
+    let Ok(xml) = std::str::from_utf8(payload) else {
+        return Linked::Unchanged;
+    };
+    if !xml.contains("xmlns:mbms2009=") {
+        return Linked::Unchanged;
+    }
+    let mut out = String::with_capacity(xml.len() + 256);
+    let mut rest = xml;
+    let mut changed = false;
+    while let Some(at) = rest.find("<File ") {
+        let (head, tail) = rest.split_at(at + "<File ".len());
+        out.push_str(head);
+        let end = tail.find('>').unwrap_or(tail.len());
+        let element = &tail[..end];
+        let location = element
+            .split_once("Content-Location=\"")
+            .and_then(|(_, v)| v.split_once('"'))
+            .map(|(v, _)| v);
+        if let Some(key) = location.and_then(|l| key_uris.get(l))
+            && !element.contains("Decryption-KEY-URI")
+        {
+            out.push_str("mbms2009:Decryption-KEY-URI=\"");
+            out.push_str(key);
+            out.push_str("\" ");
+            changed = true;
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    if !changed {
+        return Linked::NotFdt;
+    }
+    if out.len() > usize::from(symbol_len) {
+        return Linked::Unchanged;
+    }
+    let mut header = pkt[..alc.data_payload_offset].to_vec();
+    // EXT_FTI among the header extensions.
+    let mut at = alc.lct.header_ext_offset as usize;
+    let mut patched = false;
+    while at + 4 <= alc.lct.len {
+        let het = header[at];
+        let hel = if het >= 128 {
+            4
+        } else {
+            usize::from(header[at + 1]) * 4
+        };
+        if hel == 0 || at + hel > alc.lct.len {
+            break;
+        }
+        if het == 64 && hel >= 8 {
+            let len = (out.len() as u64).to_be_bytes();
+            header[at + 2..at + 8].copy_from_slice(&len[2..]);
+            patched = true;
+            break;
+        }
+        at += hel;
+    }
+    if !patched {
+        return Linked::Unchanged;
+    }
+    header.extend_from_slice(out.as_bytes());
+    Linked::Done(header)
 }

@@ -132,7 +132,8 @@ fn session(dir: &std::path::Path, carousel: Option<Duration>) -> Session {
         let iv: [u8; 16] = rng.bytes(16).try_into().unwrap();
         let len = protect_file(&src, &dst, &header, mtk, iv).unwrap();
         assert_eq!(len, header.object_len().unwrap());
-        sender.add_dcf_file(&name, &dst).unwrap();
+        let key_uri = sender.key_location(KD, MSK_ID, *mtk_id);
+        sender.add_dcf_file(&name, &dst, Some(&key_uri)).unwrap();
         files.push((name, data));
     }
     for (n, (mtk_id, mtk)) in mtks.iter().enumerate() {
@@ -281,6 +282,7 @@ fn each_fdt_instance_fits_one_packet_and_they_list_every_object() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     s.sender.publish(now).unwrap();
     let mut files = std::collections::BTreeSet::new();
+    let mut linked = 0;
     let mut t = now;
     for _ in 0..200_000 {
         let Some(pkt) = s.sender.read(t) else {
@@ -304,10 +306,29 @@ fn each_fdt_instance_fits_one_packet_and_they_list_every_object() {
                 file[at..at + file[at..].find('"').unwrap()].to_owned()
             };
             assert!(!attr("Content-MD5").is_empty());
+            if attr("Content-Type") == "application/vnd.oma.drm.dcf" {
+                // The key link: the entry names the MTK message object of its MTK (files
+                // 0-9 under MTK 1, 10-19 under MTK 2).
+                let n: u16 = attr("Content-Location")
+                    .trim_start_matches("http://bmsc.example.org/tv1/file-")
+                    .trim_end_matches(".bin")
+                    .parse()
+                    .unwrap();
+                assert_eq!(
+                    attr("mbms2009:Decryption-KEY-URI"),
+                    format!(
+                        "http://bmsc.example.org/tv1/keys/mtk-12f410-00010002-000{}.mikey",
+                        n / 10 + 1
+                    )
+                );
+                linked += 1;
+            }
             files.insert((attr("Content-Location"), attr("Content-Type")));
         }
     }
     assert_eq!(files.len(), 22, "{files:?}");
+    assert!(linked >= 20, "every DCF entry carries its key link");
+    assert_eq!(s.sender.fdt_unlinked, 0);
     let types: Vec<&str> = files.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(
         types
@@ -385,7 +406,7 @@ fn an_object_above_ten_mebibytes_completes_under_loss() {
     };
     let object = mbms_core::dcf::seal(&header, &mtk, [3; 16], &data).unwrap();
     sender.add_mtk_message(KD, MSK_ID, MtkId(5), msg).unwrap();
-    sender.add_dcf("big.mp4", object).unwrap();
+    sender.add_dcf("big.mp4", object, None).unwrap();
     let mut rx = DownloadReceiver::new();
     rx.add_msk(key);
     let endpoint = UDPEndpoint::new(None, GROUP.to_owned(), PORT);
@@ -434,8 +455,8 @@ fn names_are_percent_decoded_and_locations_stay_under_the_base() {
         "http://bmsc.example.org/tv1/my%20file.txt"
     );
     // Two names that make one Content-Location: the second is refused.
-    s.add_dcf("a b", vec![1]).unwrap();
-    assert!(s.add_dcf("a%20b", vec![2]).is_err());
+    s.add_dcf("a b", vec![1], None).unwrap();
+    assert!(s.add_dcf("a%20b", vec![2], None).is_err());
     assert_eq!(s.object_count(), 1);
 }
 
@@ -486,7 +507,7 @@ fn an_inline_mtk_message_opens_an_object_without_its_key_object() {
         url::Url::parse("http://bmsc.example.org/tv1/").unwrap(),
     );
     let mut sender = DownloadSender::new(&cfg).unwrap();
-    sender.add_dcf("hello.txt", object).unwrap();
+    sender.add_dcf("hello.txt", object, None).unwrap();
     let mut rx = DownloadReceiver::new();
     rx.add_msk(key);
     let endpoint = UDPEndpoint::new(None, GROUP.to_owned(), PORT);

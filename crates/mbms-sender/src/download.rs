@@ -312,10 +312,11 @@ pub fn download_cmd(a: DownloadArgs) -> Result<(), SendError> {
             session
                 .add_mtk_message(kd, msk_id, mtk_id, message)
                 .map_err(|e| SendError::Config(format!("FLUTE: {e}")))?;
+            let key_uri = session.key_location(kd, msk_id, mtk_id);
             for (src, dst, header, _) in &jobs {
                 plain_bytes += header.plaintext_len;
                 let toi = session
-                    .add_dcf_file(&file_name(src)?, dst)
+                    .add_dcf_file(&file_name(src)?, dst, Some(&key_uri))
                     .map_err(|e| SendError::Config(format!("FLUTE: {}: {e}", src.display())))?;
                 tois.push(toi);
             }

@@ -256,6 +256,14 @@ fn tshark_reads_the_flute_session_without_malformed_packets() {
     }
     assert!(attrs.contains("Content-Type=\"application/vnd.oma.drm.dcf\""));
     assert!(attrs.contains("Content-Type=\"application/mikey\""));
+    // Each file's entry links its key object (TS 26.346 Rel-9 Decryption-KEY-URI).
+    assert!(
+        attrs
+            .matches("mbms2009:Decryption-KEY-URI=\"http://bmsc.example.org/dl/keys/mtk-")
+            .count()
+            >= files.len(),
+        "{attrs}"
+    );
     // The flute crate's receiver (inside mbms-recv) reassembles the objects from the pcap.
     let out = Command::new(mbms_recv())
         .args(args([

@@ -167,6 +167,11 @@ impl ServiceConfig {
             .unwrap_or_else(|| (self.msk_lifetime_secs.unwrap_or(0) / 4).max(1))
     }
 
+    /// The Key Group of this service's MSKs (`key_group`, default 1).
+    pub fn key_group(&self) -> u16 {
+        self.key_group.unwrap_or(1)
+    }
+
     /// Seconds an MSK is kept after it stopped being current.
     pub fn retire_secs(&self) -> u64 {
         self.msk_retire_secs.unwrap_or(3600)

@@ -111,7 +111,7 @@ impl PushStats {
     }
 }
 
-fn duration_us(d: Duration) -> u64 {
+pub(crate) fn duration_us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
@@ -301,7 +301,12 @@ impl Engine {
 
     /// Seals and sends `jobs` in chunks; chunk `k + 1` is sealed while chunk `k` is sent.
     async fn deliver(&mut self, jobs: Vec<PushJob>) {
-        let mut chunks = jobs.chunks(BATCH).map(<[PushJob]>::to_vec);
+        // Owned chunks: the jobs move into the sealing tasks, nothing is copied.
+        let mut jobs = jobs.into_iter();
+        let mut chunks = std::iter::from_fn(|| {
+            let chunk: Vec<PushJob> = jobs.by_ref().take(BATCH).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
         let Some(first) = chunks.next() else { return };
         let mut next = self.spawn_seal(first);
         while let Some(task) = next.take() {

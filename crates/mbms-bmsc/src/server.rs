@@ -597,7 +597,7 @@ async fn keymanagement(
     let r = keymanagement_inner(&app, peer, q, &uri, &headers, &body).await;
     tracing::debug!(
         status = r.status().as_u16(),
-        us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        us = crate::push::duration_us(started.elapsed()),
         "keymanagement"
     );
     r
@@ -758,7 +758,7 @@ async fn msk_request(app: &Shared, btid: String, keys: Vec<xml::KeyRef>) -> Resp
         .cfg
         .services
         .iter()
-        .map(|s| (s.id.clone(), s.key_group.unwrap_or(1)))
+        .map(|s| (s.id.clone(), s.key_group()))
         .collect();
     let looked_up = with_reader(app, move |s| {
         let mut out = Vec::with_capacity(k.len());
@@ -1034,7 +1034,7 @@ async fn new_msk_for(
     let kd = app.key_domain;
     let service = service.to_owned();
     let created = with_store(app, move |s| {
-        let group = svc.key_group.unwrap_or(1);
+        let group = svc.key_group();
         // Two instances on one store may pick the same number at once: the second put is
         // refused (same ID, other key) and takes the next one.
         let mut tries = 0;
@@ -1122,7 +1122,7 @@ async fn msk_lifecycle(app: Shared, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
         }
         for svc in app.cfg.services.clone() {
-            let (kd, id, group) = (app.key_domain, svc.id.clone(), svc.key_group.unwrap_or(1));
+            let (kd, id, group) = (app.key_domain, svc.id.clone(), svc.key_group());
             let Ok((current, next)) =
                 with_reader(&app, move |s| current_and_next(s, kd, &id, group)).await
             else {

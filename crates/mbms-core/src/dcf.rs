@@ -204,7 +204,7 @@ impl DcfKeyRef {
         let mut h = vec![
             (
                 HEADER_KEY_DOMAIN_ID.to_owned(),
-                hex_lower(&self.key_domain_id.0),
+                hex::encode(self.key_domain_id.0),
             ),
             (HEADER_MSK_ID.to_owned(), format!("{:08x}", self.msk_id.0)),
             (HEADER_MTK_ID.to_owned(), format!("{:04x}", self.mtk_id.0)),
@@ -222,24 +222,9 @@ impl DcfKeyRef {
     }
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
-    use core::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 fn parse_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], DcfError> {
-    if s.len() != 2 * N || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return Err(DcfError::BadTextualHeader(what));
-    }
     let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| DcfError::BadTextualHeader(what))?;
-    }
+    hex::decode_to_slice(s, &mut out).map_err(|_| DcfError::BadTextualHeader(what))?;
     Ok(out)
 }
 
@@ -920,7 +905,14 @@ pub fn seal(
 /// [`DcfHeader::parse`] and use a [`DcfOpener`].)
 pub fn open(object: &[u8], mtk: &Mtk) -> Result<(DcfHeader, Vec<u8>), DcfError> {
     let (header, at) = DcfHeader::parse(object)?;
-    let data = &object[at..];
+    let plaintext = open_parsed(&header, &object[at..], mtk)?;
+    Ok((header, plaintext))
+}
+
+/// Opens the encrypted data `data` (from the data offset [`DcfHeader::parse`] gave to the end
+/// of the object) of the object `header` describes: for a caller that parsed the header
+/// already (to pick the key from it). Bytes after the object are refused.
+pub fn open_parsed(header: &DcfHeader, data: &[u8], mtk: &Mtk) -> Result<Vec<u8>, DcfError> {
     let enc = header.encrypted_len()?;
     if (data.len() as u64) < enc {
         return Err(DcfError::Truncated("odda"));
@@ -929,10 +921,10 @@ pub fn open(object: &[u8], mtk: &Mtk) -> Result<(DcfHeader, Vec<u8>), DcfError> 
         return Err(DcfError::BadBox("odrm", "bytes after odda"));
     }
     let mut out = Vec::with_capacity(usize::try_from(header.plaintext_len).unwrap_or(0));
-    let mut o = DcfOpener::new(&header, mtk)?;
+    let mut o = DcfOpener::new(header, mtk)?;
     o.update(data, &mut out)?;
     o.finish(&mut out)?;
-    Ok((header, out))
+    Ok(out)
 }
 
 /// One object of a batch: header, key, IV, plaintext.

@@ -101,19 +101,8 @@ const KEYS: [&str; 7] = [
 ];
 
 fn hex_array<const N: usize>(key: &'static str, v: &str) -> Result<[u8; N], KeyFileErrorKind> {
-    let bad = KeyFileErrorKind::BadHex { key, bytes: N };
-    let v = v.as_bytes();
-    if v.len() != 2 * N {
-        return Err(bad);
-    }
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(v.chunks_exact(2)) {
-        let digit = |c: u8| (c as char).to_digit(16);
-        match (digit(pair[0]), digit(pair[1])) {
-            (Some(h), Some(l)) => *o = u8::try_from(h * 16 + l).map_err(|_| bad.clone())?,
-            _ => return Err(bad),
-        }
-    }
+    hex::decode_to_slice(v, &mut out).map_err(|_| KeyFileErrorKind::BadHex { key, bytes: N })?;
     Ok(out)
 }
 
@@ -195,7 +184,7 @@ impl MskFile {
 
     /// The file's text, MSK included: for writing the file, never for logs.
     pub fn render(&self) -> String {
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let hex = |b: &[u8]| hex::encode(b);
         let mut s = String::from(
             "# mbms MSK key file, version 1 (docs/keyfile.md). Secret: keep it private.\n",
         );

@@ -245,7 +245,7 @@ pub struct DownloadReceiver {
     openers: HashMap<(KeyDomainId, MskId), MtkOpener>,
     mtks: HashMap<MtkKey, Mtk>,
     /// DCF objects waiting for their MTK, and their bytes.
-    waiting: Vec<(MtkKey, Completed)>,
+    waiting: std::collections::VecDeque<Completed>,
     waiting_bytes: usize,
     /// MTK messages of MSKs not known yet (at most [`MAX_WAITING_MTK_MESSAGES`]).
     waiting_mtk: Vec<Vec<u8>>,
@@ -291,7 +291,7 @@ impl DownloadReceiver {
             inbox,
             openers: HashMap::new(),
             mtks: HashMap::new(),
-            waiting: Vec::new(),
+            waiting: std::collections::VecDeque::new(),
             waiting_bytes: 0,
             waiting_mtk: Vec::new(),
             files: Vec::new(),
@@ -318,7 +318,7 @@ impl DownloadReceiver {
 
     fn retry_waiting(&mut self) {
         self.waiting_bytes = 0;
-        for (_, obj) in std::mem::take(&mut self.waiting) {
+        for obj in std::mem::take(&mut self.waiting) {
             self.on_dcf(obj, false);
         }
     }
@@ -442,17 +442,14 @@ impl DownloadReceiver {
     }
 
     fn on_dcf(&mut self, obj: Completed, first_time: bool) {
-        let header = match dcf::DcfHeader::parse(&obj.data).and_then(|(h, _)| {
+        let parsed = dcf::DcfHeader::parse(&obj.data).and_then(|(h, at)| {
             let r = h.key_ref()?;
-            Ok((h, r))
-        }) {
-            Ok(h) => h,
-            Err(_) => {
-                self.stats.bad_files += 1;
-                return;
-            }
+            Ok((h, at, r))
+        });
+        let Ok((header, data_at, key_ref)) = parsed else {
+            self.stats.bad_files += 1;
+            return;
         };
-        let (header, key_ref) = header;
         let id = (key_ref.key_domain_id, key_ref.msk_id, key_ref.mtk_id);
         if !self.mtks.contains_key(&id)
             && let Some(msg) = key_ref.mtk_message.clone()
@@ -467,16 +464,18 @@ impl DownloadReceiver {
                 self.stats.waited_for_key += 1;
             }
             self.waiting_bytes += obj.data.len();
-            self.waiting.push((id, obj));
-            while self.waiting_bytes > MAX_WAITING_BYTES && !self.waiting.is_empty() {
-                let (_, dropped) = self.waiting.remove(0);
+            self.waiting.push_back(obj);
+            while self.waiting_bytes > MAX_WAITING_BYTES {
+                let Some(dropped) = self.waiting.pop_front() else {
+                    break;
+                };
                 self.waiting_bytes -= dropped.data.len();
                 self.stats.dropped_waiting += 1;
             }
             return;
         };
-        match dcf::open(&obj.data, mtk) {
-            Ok((_, data)) => {
+        match dcf::open_parsed(&header, &obj.data[data_at..], mtk) {
+            Ok(data) => {
                 let name = file_name_of(&obj.location);
                 self.stats.files += 1;
                 self.files.push(ReceivedFile {

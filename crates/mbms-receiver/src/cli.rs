@@ -490,10 +490,12 @@ struct Arrival {
     data: BytesMut,
 }
 
-fn join(spec: &ServiceSpec, port: u16, iface: Option<&str>) -> Result<UdpSocket, RecvError> {
+/// A socket bound to `group:port` and joined to `group` on `iface`, with a 100 ms read
+/// timeout.
+pub(crate) fn join(group: IpAddr, port: u16, iface: Option<&str>) -> Result<UdpSocket, RecvError> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let e = |what: &str, x: std::io::Error| err(format!("{} port {port}: {what}: {x}", spec.group));
-    let domain = if spec.group.is_ipv6() {
+    let e = |what: &str, x: std::io::Error| err(format!("{} port {port}: {what}: {x}", group));
+    let domain = if group.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
@@ -502,9 +504,9 @@ fn join(spec: &ServiceSpec, port: u16, iface: Option<&str>) -> Result<UdpSocket,
     s.set_reuse_address(true)
         .map_err(|x| e("SO_REUSEADDR", x))?;
     let _ = s.set_recv_buffer_size(16 << 20);
-    s.bind(&SocketAddr::new(spec.group, port).into())
+    s.bind(&SocketAddr::new(group, port).into())
         .map_err(|x| e("bind", x))?;
-    match spec.group {
+    match group {
         IpAddr::V4(g) => {
             let i: Ipv4Addr = iface
                 .unwrap_or("127.0.0.1")
@@ -571,7 +573,7 @@ fn listen(a: &ListenArgs) -> Result<bool, RecvError> {
     let mut threads = Vec::new();
     for (i, s) in services.iter().enumerate() {
         for (port, media) in [(s.spec().port, true), (s.spec().mikey_port, false)] {
-            let sock = join(s.spec(), port, a.interface.as_deref())?;
+            let sock = join(s.spec().group, port, a.interface.as_deref())?;
             let (tx, stop) = (tx.clone(), stop.clone());
             let dst = SocketAddr::new(s.spec().group, port);
             // UDP GRO on the SRTP socket: the kernel hands over runs of datagrams of one

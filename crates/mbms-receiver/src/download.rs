@@ -3,7 +3,7 @@
 //! key files, opens each DCF object with the MTK its header names, and writes the files.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,7 @@ use mbms_capture::pcap::{Filter, PcapSource};
 use mbms_core::mbms::MskKey;
 use mbms_download::receiver::{DownloadReceiver, ReceivedFile};
 
-use crate::cli::{RecvError, err, read_key_file};
+use crate::cli::{RecvError, err, join, read_key_file};
 
 /// `mbms-recv download` options.
 #[derive(Debug, Args)]
@@ -35,7 +35,8 @@ pub struct DownloadArgs {
     /// UDP port of the FLUTE session.
     #[arg(long, default_value_t = 4001)]
     port: u16,
-    /// Interface to join on (an IPv4 address) [default: 127.0.0.1].
+    /// Interface to join on: an IPv4 address or, for IPv6, an interface index [default:
+    /// 127.0.0.1 / 0].
     #[arg(long)]
     interface: Option<String>,
     /// Stop once this many files are written.
@@ -252,32 +253,7 @@ fn listen(a: &DownloadArgs, run: &mut Run) -> Result<(), RecvError> {
     let group = a
         .group
         .ok_or_else(|| err("give --group (or --pcap FILE to read a capture)"))?;
-    let IpAddr::V4(g) = group else {
-        return Err(err("--group: an IPv4 multicast group"));
-    };
-    let iface: Ipv4Addr = a
-        .interface
-        .as_deref()
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .map_err(|_| err("--interface: an IPv4 address"))?;
-    let sock = {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let e =
-            |what: &str, x: std::io::Error| err(format!("{group} port {}: {what}: {x}", a.port));
-        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(|x| e("socket", x))?;
-        s.set_reuse_address(true)
-            .map_err(|x| e("SO_REUSEADDR", x))?;
-        let _ = s.set_recv_buffer_size(16 << 20);
-        s.bind(&SocketAddr::new(group, a.port).into())
-            .map_err(|x| e("bind", x))?;
-        s.join_multicast_v4(&g, &iface).map_err(|x| e("join", x))?;
-        let sock: UdpSocket = s.into();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|x| e("timeout", x))?;
-        sock
-    };
+    let sock = join(group, a.port, a.interface.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| err(e.to_string()))?;

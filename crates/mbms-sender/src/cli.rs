@@ -445,6 +445,45 @@ fn write_key_file(path: &Path, msk: &MskFile) -> Result<(), SendError> {
     f.sync_all().map_err(err)
 }
 
+/// The key store of a sending run and the service's MSK, locked for this process: the MSK of
+/// `msk_file` (stored as the service's MSK) or else the store's current one; the store is
+/// the state directory's own or, with `store_url`, one shared with the BM-SC. Refused if
+/// another `mbms-send` holds the MSK (lock file beside the store, PostgreSQL session lock).
+pub(crate) fn open_service_msk(
+    service: &str,
+    state_dir: &Path,
+    store_url: Option<&str>,
+    msk_file: Option<&Path>,
+) -> Result<(KeyStore, MskFile, nix::fcntl::Flock<std::fs::File>), SendError> {
+    let (mut store, lock_dir) = match store_url {
+        None => (store_at(state_dir)?, state_dir.to_path_buf()),
+        Some(url) => shared_store(url, state_dir)?,
+    };
+    let msk = match msk_file {
+        Some(p) => {
+            let bad = |e: String| SendError::KeyFile(p.to_path_buf(), e);
+            let text = std::fs::read_to_string(p).map_err(|e| bad(e.to_string()))?;
+            let msk = MskFile::parse(&text).map_err(|e| bad(e.to_string()))?;
+            store.put_msk(service, &msk)?;
+            msk
+        }
+        None => store.current_msk(service)?.ok_or_else(|| {
+            SendError::Config(format!(
+                "no MSK for service {service:?} in {}: create one with `mbms-send keys new --service {service}` or give --msk-file",
+                store_url.map_or_else(|| state_dir.display().to_string(), str::to_owned)
+            ))
+        })?,
+    };
+    let lock = lock_msk(&lock_dir, &msk)?;
+    if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
+        return Err(SendError::Config(format!(
+            "MSK {:?} is in use by another mbms-send on this key store",
+            msk.msk_id
+        )));
+    }
+    Ok((store, msk, lock))
+}
+
 pub(crate) fn os_rng() -> Result<ChaCha20Rng, SendError> {
     ChaCha20Rng::try_from_os_rng().map_err(|e| SendError::Rng(e.to_string()))
 }
@@ -672,32 +711,12 @@ fn run_service(
             .state_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("mbms-state"));
-        let (mut store, lock_dir) = match &o.store {
-            None => (store_at(&state_dir)?, state_dir.clone()),
-            Some(url) => shared_store(url, &state_dir)?,
-        };
-        let msk = match &o.msk_file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-                let msk = MskFile::parse(&text).map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-                store.put_msk(service, &msk)?;
-                msk
-            }
-            None => store.current_msk(service)?.ok_or_else(|| {
-                SendError::Config(format!(
-                    "no MSK for service {service:?} in {}: create one with `mbms-send keys new --service {service}` or give --msk-file",
-                    o.store.clone().unwrap_or_else(|| state_dir.display().to_string())
-                ))
-            })?,
-        };
-        let lock = lock_msk(&lock_dir, &msk)?;
-        if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
-            return Err(SendError::Config(format!(
-                "MSK {:?} is in use by another mbms-send on this key store",
-                msk.msk_id
-            )));
-        }
+        let (store, msk, lock) = open_service_msk(
+            service,
+            &state_dir,
+            o.store.as_deref(),
+            o.msk_file.as_deref(),
+        )?;
         let rotation = RotationPolicy {
             every: o
                 .rotate_secs

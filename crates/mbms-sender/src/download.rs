@@ -12,14 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::{Args, ValueEnum};
 use mbms_capture::pcapout::PcapOut;
 use mbms_core::dcf::{DcfHeader, DcfKeyRef, DcfMethod};
-use mbms_core::keyfile::MskFile;
 use mbms_core::{MtkId, Profile};
 use mbms_download::sender::{DownloadSender, SessionConfig, protect_file};
 use rand_core::RngCore;
 use rayon::prelude::*;
 
 use crate::SendError;
-use crate::cli::{at_least, lock_msk, os_rng, secs, shared_store, store_at};
+use crate::cli::{at_least, open_service_msk, os_rng, secs};
 use crate::keystate::{Blocks, KeyState, RotationPolicy};
 use crate::net::{Bearer, BearerOptions};
 
@@ -217,33 +216,12 @@ pub fn download_cmd(a: DownloadArgs) -> Result<(), SendError> {
         }
     } else {
         // Keys: the MSK, its lock, the MTK state.
-        let (mut store, lock_dir) = match &a.store {
-            None => (store_at(&a.state_dir)?, a.state_dir.clone()),
-            Some(url) => shared_store(url, &a.state_dir)?,
-        };
-        let msk = match &a.msk_file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-                let msk =
-                    MskFile::parse(&text).map_err(|e| SendError::KeyFile(p.clone(), e.to_string()))?;
-                store.put_msk(&a.service, &msk)?;
-                msk
-            }
-            None => store.current_msk(&a.service)?.ok_or_else(|| {
-                SendError::Config(format!(
-                    "no MSK for service {:?}: create one with `mbms-send keys new --service {}` or give --msk-file",
-                    a.service, a.service
-                ))
-            })?,
-        };
-        let _lock = lock_msk(&lock_dir, &msk)?;
-        if !store.lock_msk_for_session(msk.key_domain_id, msk.msk_id)? {
-            return Err(SendError::Config(format!(
-                "MSK {:?} is in use by another mbms-send on this key store",
-                msk.msk_id
-            )));
-        }
+        let (store, msk, _lock) = open_service_msk(
+            &a.service,
+            &a.state_dir,
+            a.store.as_deref(),
+            a.msk_file.as_deref(),
+        )?;
         let (kd, msk_id) = (msk.key_domain_id, msk.msk_id);
         let mut keys = KeyState::new(
             store,

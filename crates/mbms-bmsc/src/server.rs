@@ -701,6 +701,7 @@ async fn register(app: &Shared, btid: String, ids: Vec<String>, addr: IpAddr) ->
                 ue_addr: addr,
                 msk: Arc::new(msk?),
                 kind: svc.kind,
+                shared_counter: false,
             })
         })
         .collect();
@@ -807,6 +808,7 @@ async fn msk_request(app: &Shared, btid: String, keys: Vec<xml::KeyRef>) -> Resp
                     ue_addr: addr,
                     msk: Arc::new(msk),
                     kind,
+                    shared_counter: false,
                 });
                 ItemStatus::OK
             }
@@ -1010,6 +1012,7 @@ fn push_to_all(app: &App, msk: MskFile, regs: Vec<mbms_keystore::Registration>, 
                 ue_addr: r.ue_addr,
                 msk: msk.clone(),
                 kind,
+                shared_counter: true,
             })
             .collect(),
     );

@@ -159,7 +159,23 @@ impl KeyStore {
             pg::reserve_muk_counters_with_keys(c, btids))
     }
 
-    /// The highest MIKEY counter value reserved for the MUK of `btid` (0 before the first).
+    /// Like [`Self::reserve_muk_counters_with_keys`] for a push of one MSK to many UEs: one
+    /// value, above every MUK counter reserved before (individually or shared), is handed to
+    /// every UE of `btids` (a UE listed twice gets the next value for its second item, and so
+    /// on), and becomes the floor of every MUK counter. It writes one row whatever the number
+    /// of UEs. `None` for a UE not provisioned, or for all once the floor has reached
+    /// `u32::MAX`. Committed before return.
+    pub fn reserve_shared_muk_counter_with_keys(
+        &mut self,
+        btids: &[&str],
+    ) -> Result<Vec<Option<(u32, Muk)>>, StoreError> {
+        dispatch_mut!(self, c =>
+            sqlite::reserve_shared_muk_counter_with_keys(c, btids),
+            pg::reserve_shared_muk_counter_with_keys(c, btids))
+    }
+
+    /// The highest MIKEY counter value reserved for the MUK of `btid` (0 before the first):
+    /// the higher of its own counter and the floor raised by shared reservations.
     pub fn muk_counter(&self, btid: &str) -> Result<Option<u32>, StoreError> {
         dispatch!(self, c => sqlite::muk_counter(c, btid), pg::muk_counter(c, btid))
     }

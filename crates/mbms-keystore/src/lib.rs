@@ -48,7 +48,10 @@
 //!   counters and the current MTK of an MSK, SRTP marks; storing an MSK) first take a
 //!   transaction-scoped advisory lock derived from (Key Domain ID, MSK ID), so two instances
 //!   never hand out the same MTK ID or counter value, whether or not the MSK row exists. MUK
-//!   counters lock their UE rows (`FOR UPDATE`, in B-TID order, so batches never deadlock).
+//!   counters lock their UE rows (`FOR UPDATE`, in B-TID order, so batches never deadlock)
+//!   after reading the counter floor `FOR SHARE`; a shared reservation (one value for a batch
+//!   of UEs) locks the floor `FOR UPDATE` before reading the highest counter, so each of the
+//!   two sees what the other committed.
 //!   A transaction that fails with a serialization failure or deadlock is retried (3 times).
 //! - Lock waits give up after 5 s (`lock_timeout`), like SQLite's busy timeout; connecting
 //!   gives up after 10 s unless the URL sets `connect_timeout`. A connection found closed is
@@ -83,9 +86,9 @@ pub use bmsc::{Registration, UeKeys};
 pub use pg::PostgresError;
 
 /// Schema version this crate writes and reads (`PRAGMA user_version` in SQLite, `mbms_meta`'s
-/// `schema_version` in PostgreSQL). Version 1 SQLite files (sender state only) are upgraded in
-/// place when opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// `schema_version` in PostgreSQL). Older SQLite files (version 1: sender state only; version
+/// 2: no MUK counter floor) and version-2 PostgreSQL schemas are upgraded in place when opened.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Why a key-store operation failed.
 #[non_exhaustive]
@@ -271,6 +274,30 @@ impl core::fmt::Debug for KeyStore {
 /// The SQL key of an MSK: Key Domain ID as 3 bytes, MSK ID as an integer.
 fn msk_key(kd: KeyDomainId, msk_id: MskId) -> ([u8; 3], i64) {
     (kd.0, i64::from(msk_id.0))
+}
+
+/// The values of a shared MUK counter reservation above `above` (the higher of the floor
+/// and every MUK counter): a B-TID's first occurrence in `btids` gets `above + 1`, its second
+/// `above + 2`, and so on, so that a UE listed twice still gets rising values. Returns them
+/// with the new floor, the highest handed out (`None`: past `u32::MAX`, nothing reserved).
+fn shared_values(above: i64, btids: &[&str]) -> (Vec<u32>, Option<u32>) {
+    let mut seen: std::collections::HashMap<&str, i64> =
+        std::collections::HashMap::with_capacity(btids.len());
+    let mut high = above;
+    let values: Option<Vec<u32>> = btids
+        .iter()
+        .map(|btid| {
+            let n = seen.entry(btid).or_insert(0);
+            *n += 1;
+            let v = above + *n;
+            high = high.max(v);
+            u32::try_from(v).ok()
+        })
+        .collect();
+    match values {
+        Some(values) if !btids.is_empty() => (values, u32::try_from(high).ok()),
+        _ => (Vec::new(), None),
+    }
 }
 
 /// The next block of at most `n` (≥ 1) MTK IDs within `validity` above `high`, the highest

@@ -121,6 +121,19 @@ CREATE TABLE registration (
 CREATE INDEX registration_by_service ON registration (service);
 ";
 
+/// Added by schema version 3 (as in SQLite): the floor of every MUK's timestamp counter, and
+/// the index that makes the highest counter one look-up.
+const SCHEMA_V3: &str = "
+CREATE TABLE muk_floor (
+    id            INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    high          BIGINT  NOT NULL CHECK (high BETWEEN 0 AND 4294967295)
+);
+
+INSERT INTO muk_floor (id, high) VALUES (1, 0);
+
+CREATE INDEX ue_by_counter ON ue (counter);
+";
+
 /// An error of the PostgreSQL client or server. It is shown as the server's severity,
 /// SQLSTATE and message, without the DETAIL and HINT fields, which can quote a row's values
 /// (key bytes among them); [`Self::get_ref`] gives the whole error.
@@ -362,6 +375,7 @@ impl PgConn {
                     return Err(StoreError::ForeignDatabase { path: shown.into() });
                 }
                 db.client.batch_execute(SCHEMA)?;
+                db.client.batch_execute(SCHEMA_V3)?;
                 db.execute(
                     "INSERT INTO mbms_meta (key, value) VALUES ('schema_version', $1)",
                     &[&SCHEMA_VERSION.to_string()],
@@ -378,6 +392,14 @@ impl PgConn {
                 .ok_or(StoreError::Corrupt("mbms_meta.schema_version"))?;
             match version {
                 v if v == i64::from(SCHEMA_VERSION) => Ok(()),
+                2 => {
+                    db.client.batch_execute(SCHEMA_V3)?;
+                    db.execute(
+                        "UPDATE mbms_meta SET value = $1 WHERE key = 'schema_version'",
+                        &[&SCHEMA_VERSION.to_string()],
+                    )?;
+                    Ok(())
+                }
                 v if v > i64::from(SCHEMA_VERSION) => Err(StoreError::NewerSchema {
                     path: shown.into(),
                     found: v,
@@ -1102,6 +1124,9 @@ fn reserve_muk(
     distinct.sort_unstable();
     distinct.dedup();
     pg.write(None, |db| {
+        // Shared with a concurrent shared reservation (which takes it for update), so that
+        // this one sees the floor that one raises, or that one sees the counters written here.
+        let floor = muk_floor(db, false)?;
         let rows = if with_keys {
             db.query(
                 "SELECT btid, counter, muk FROM ue WHERE btid = ANY($1) \
@@ -1122,8 +1147,9 @@ fn reserve_muk(
         for row in &rows {
             let btid: String = row.try_get(0)?;
             let counter: i64 = row
-                .try_get(1)
-                .map_err(|_| StoreError::Corrupt("ue.counter"))?;
+                .try_get::<_, i64>(1)
+                .map_err(|_| StoreError::Corrupt("ue.counter"))?
+                .max(floor);
             let muk = if with_keys {
                 Some(bytes(row, 2, "ue.muk")?.to_vec())
             } else {
@@ -1188,11 +1214,89 @@ pub(crate) fn reserve_muk_counters_with_keys(
         .collect()
 }
 
+/// The MUK counter floor, its row locked for update (`raise`) or shared.
+fn muk_floor(db: &mut Db<'_, Transaction<'_>>, raise: bool) -> Result<i64, StoreError> {
+    let row = if raise {
+        db.query_one("SELECT high FROM muk_floor WHERE id = 1 FOR UPDATE", &[])?
+    } else {
+        db.query_one("SELECT high FROM muk_floor WHERE id = 1 FOR SHARE", &[])?
+    };
+    let high: i64 = row
+        .try_get(0)
+        .map_err(|_| StoreError::Corrupt("muk_floor.high"))?;
+    if (0..=i64::from(u32::MAX)).contains(&high) {
+        Ok(high)
+    } else {
+        Err(StoreError::Corrupt("muk_floor.high"))
+    }
+}
+
+pub(crate) fn reserve_shared_muk_counter_with_keys(
+    pg: &mut PgConn,
+    btids: &[&str],
+) -> Result<Vec<Option<(u32, Muk)>>, StoreError> {
+    if btids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut distinct = btids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    pg.write(None, |db| {
+        let floor = muk_floor(db, true)?;
+        let top: Option<i64> = db
+            // A damaged counter beyond the range was never handed out: not a bound (and its
+            // UE gets no value below).
+            .query_one(
+                "SELECT max(counter) FROM ue WHERE counter <= 4294967295",
+                &[],
+            )?
+            .try_get(0)
+            .map_err(|_| StoreError::Corrupt("ue.counter"))?;
+        let (values, high) = crate::shared_values(floor.max(top.unwrap_or(0)), btids);
+        let Some(high) = high else {
+            // Every value is taken: nothing can be sealed until the UEs bootstrap again.
+            return Ok(btids.iter().map(|_| None).collect());
+        };
+        db.execute(
+            "UPDATE muk_floor SET high = $1 WHERE id = 1",
+            &[&i64::from(high)],
+        )?;
+        let rows = db.query(
+            "SELECT btid, muk FROM ue WHERE btid = ANY($1) AND counter BETWEEN 0 AND 4294967295",
+            &[&distinct],
+        )?;
+        let mut muks: HashMap<String, Vec<u8>> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            muks.insert(row.try_get(0)?, bytes(row, 1, "ue.muk")?.to_vec());
+        }
+        btids
+            .iter()
+            .zip(values)
+            .map(|(btid, value)| {
+                muks.get(*btid)
+                    .map(|b| {
+                        Ok((
+                            value,
+                            Muk::from_slice(b).ok_or(StoreError::Corrupt("ue.muk"))?,
+                        ))
+                    })
+                    .transpose()
+            })
+            .collect()
+    })
+}
+
 pub(crate) fn muk_counter(pg: &mut PgConn, btid: &str) -> Result<Option<u32>, StoreError> {
-    pg.read()?
-        .query_opt("SELECT counter FROM ue WHERE btid = $1", &[&btid])?
-        .map(|row| int::<u32>(&row, 0, "ue.counter"))
-        .transpose()
+    let Some(row) = pg.read()?.query_opt(
+        "SELECT counter, (SELECT high FROM muk_floor WHERE id = 1) FROM ue WHERE btid = $1",
+        &[&btid],
+    )?
+    else {
+        return Ok(None);
+    };
+    let own = int::<u32>(&row, 0, "ue.counter")?;
+    let floor = int::<u32>(&row, 1, "muk_floor.high")?;
+    Ok(Some(own.max(floor)))
 }
 
 pub(crate) fn highest_msk_id_in_group(

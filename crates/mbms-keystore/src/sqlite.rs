@@ -1,6 +1,6 @@
 //! The SQLite backend: one file (WAL, `synchronous=FULL`), `STRICT` tables, write transactions
 //! that take the database lock at `BEGIN IMMEDIATE`, the schema version in `PRAGMA
-//! user_version`. Version-1 files (sender state only) are upgraded in place.
+//! user_version`. Version-1 and version-2 files are upgraded in place.
 //!
 //! Each function here is the body of the [`KeyStore`](crate::KeyStore) method of the same
 //! name; checks that do not touch the database (empty reservations, out-of-range arguments)
@@ -96,6 +96,21 @@ CREATE TABLE registration (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX registration_by_service ON registration (service);
+";
+
+/// Added by schema version 3: the floor of every MUK's timestamp counter. A push of one MSK
+/// to many UEs reserves a single value above every MUK counter and every earlier floor, and
+/// raises the floor to it, instead of writing one row per UE; a UE's own next value is above
+/// both its row's counter and the floor. The index makes the highest counter one look-up.
+const SCHEMA_V3: &str = "
+CREATE TABLE muk_floor (
+    id   INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    high INTEGER NOT NULL CHECK (high BETWEEN 0 AND 4294967295)
+) STRICT;
+
+INSERT INTO muk_floor (id, high) VALUES (1, 0);
+
+CREATE INDEX ue_by_counter ON ue (counter);
 ";
 
 /// An INTEGER column converted to `T`, or [`StoreError::Corrupt`].
@@ -215,11 +230,15 @@ fn set_up(mut conn: Connection, shown: PathBuf) -> Result<Connection, StoreError
             }
             tx.execute_batch(SCHEMA_V1).map_err(classify)?;
             tx.execute_batch(SCHEMA_V2).map_err(classify)?;
+            tx.execute_batch(SCHEMA_V3).map_err(classify)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(classify)?;
         }
-        1 => {
-            tx.execute_batch(SCHEMA_V2).map_err(classify)?;
+        1 | 2 => {
+            if version == 1 {
+                tx.execute_batch(SCHEMA_V2).map_err(classify)?;
+            }
+            tx.execute_batch(SCHEMA_V3).map_err(classify)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(classify)?;
         }
@@ -729,27 +748,26 @@ pub(crate) fn services_for_msk(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The MUK counter floor (schema 3's `muk_floor`).
+fn muk_floor(conn: &Connection) -> Result<i64, StoreError> {
+    let high: i64 = conn
+        .prepare_cached("SELECT high FROM muk_floor WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    if (0..=i64::from(u32::MAX)).contains(&high) {
+        Ok(high)
+    } else {
+        Err(StoreError::Corrupt("muk_floor.high"))
+    }
+}
+
 pub(crate) fn reserve_muk_counters(
     conn: &mut Connection,
     btids: &[&str],
 ) -> Result<Vec<Option<u32>>, StoreError> {
-    let tx = write(conn)?;
-    let mut out = Vec::with_capacity(btids.len());
-    {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE ue SET counter = counter + 1 \
-             WHERE btid = ?1 AND counter < 4294967295 RETURNING counter",
-        )?;
-        for btid in btids {
-            let v: Option<i64> = stmt.query_row([btid], |r| r.get(0)).optional()?;
-            out.push(
-                v.map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("ue.counter")))
-                    .transpose()?,
-            );
-        }
-    }
-    tx.commit()?;
-    Ok(out)
+    Ok(reserve_muk_counters_with_keys(conn, btids)?
+        .into_iter()
+        .map(|item| item.map(|(counter, _)| counter))
+        .collect())
 }
 
 pub(crate) fn reserve_muk_counters_with_keys(
@@ -757,14 +775,15 @@ pub(crate) fn reserve_muk_counters_with_keys(
     btids: &[&str],
 ) -> Result<Vec<Option<(u32, Muk)>>, StoreError> {
     let tx = write(conn)?;
+    let floor = muk_floor(&tx)?;
     let mut out = Vec::with_capacity(btids.len());
     {
         let mut stmt = tx.prepare_cached(
-            "UPDATE ue SET counter = counter + 1 \
-             WHERE btid = ?1 AND counter < 4294967295 RETURNING counter, muk",
+            "UPDATE ue SET counter = max(counter, ?2) + 1 \
+             WHERE btid = ?1 AND max(counter, ?2) < 4294967295 RETURNING counter, muk",
         )?;
         for btid in btids {
-            let mut rows = stmt.query([btid])?;
+            let mut rows = stmt.query((btid, floor))?;
             let item = match rows.next()? {
                 Some(row) => Some((
                     int::<u32>(row, 0, "ue.counter")?,
@@ -779,13 +798,51 @@ pub(crate) fn reserve_muk_counters_with_keys(
     Ok(out)
 }
 
+pub(crate) fn reserve_shared_muk_counter_with_keys(
+    conn: &mut Connection,
+    btids: &[&str],
+) -> Result<Vec<Option<(u32, Muk)>>, StoreError> {
+    let tx = write(conn)?;
+    let floor = muk_floor(&tx)?;
+    // A damaged counter beyond the range was never handed out: not a bound (and its UE gets
+    // no value below).
+    let top: Option<i64> = tx
+        .prepare_cached("SELECT max(counter) FROM ue WHERE counter <= 4294967295")?
+        .query_row([], |r| r.get(0))?;
+    let (values, high) = crate::shared_values(floor.max(top.unwrap_or(0)), btids);
+    let Some(high) = high else {
+        // Every value is taken: nothing can be sealed until the UEs bootstrap again.
+        return Ok(btids.iter().map(|_| None).collect());
+    };
+    tx.prepare_cached("UPDATE muk_floor SET high = ?1 WHERE id = 1")?
+        .execute([high])?;
+    let mut out = Vec::with_capacity(btids.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT muk FROM ue WHERE btid = ?1 AND counter BETWEEN 0 AND 4294967295",
+        )?;
+        for (btid, value) in btids.iter().zip(values) {
+            let mut rows = stmt.query([btid])?;
+            out.push(match rows.next()? {
+                Some(row) => Some((value, Muk::from_bytes(blob_array::<32>(row, 0, "ue.muk")?))),
+                None => None,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
 pub(crate) fn muk_counter(conn: &Connection, btid: &str) -> Result<Option<u32>, StoreError> {
     let v: Option<i64> = conn
         .prepare_cached("SELECT counter FROM ue WHERE btid = ?1")?
         .query_row([btid], |r| r.get(0))
         .optional()?;
-    v.map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt("ue.counter")))
-        .transpose()
+    let Some(v) = v else { return Ok(None) };
+    let own = u32::try_from(v).map_err(|_| StoreError::Corrupt("ue.counter"))?;
+    let floor =
+        u32::try_from(muk_floor(conn)?).map_err(|_| StoreError::Corrupt("muk_floor.high"))?;
+    Ok(Some(own.max(floor)))
 }
 
 pub(crate) fn highest_msk_id_in_group(

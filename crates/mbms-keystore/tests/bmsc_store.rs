@@ -1,6 +1,6 @@
-//! The BM-SC's tables of the key store (schema version 2) through the public API: provisioned
+//! The BM-SC's tables of the key store (schema version 3) through the public API: provisioned
 //! UEs, their MUK counters, registrations, the MSK lookups of the key server, the upgrade of
-//! version-1 files, and damaged rows.
+//! version-1 and version-2 files, and damaged rows.
 #![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
@@ -446,15 +446,18 @@ fn a_schema_version_1_file_is_upgraded_in_place_and_keeps_its_msks() {
         store.reserve_counters(KD, MskId(0x0001_0002), 10).unwrap();
     }
     assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     // Back to what version 1 wrote: no BM-SC tables.
     raw(&path)
-        .execute_batch("DROP TABLE registration; DROP TABLE ue; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP TABLE muk_floor; DROP TABLE registration; DROP TABLE ue; \
+             PRAGMA user_version = 1;",
+        )
         .unwrap();
     assert_eq!(user_version(&path), 1);
 
     let mut store = KeyStore::open(&path).unwrap();
-    assert_eq!(user_version(&path), 2, "upgraded on open");
+    assert_eq!(user_version(&path), 3, "upgraded on open");
     assert_eq!(
         store.current_msk("tv1").unwrap(),
         Some(msk(KD, 0x0001_0002, 0x11))
@@ -475,7 +478,39 @@ fn a_schema_version_1_file_is_upgraded_in_place_and_keeps_its_msks() {
     // Opening again does not try to upgrade again.
     let store = KeyStore::open(&path).unwrap();
     assert_eq!(store.registration(A, "tv1").unwrap(), Some(ip("192.0.2.1")));
-    assert_eq!(user_version(&path), 2);
+    assert_eq!(user_version(&path), 3);
+}
+
+#[test]
+fn a_schema_version_2_file_is_upgraded_in_place_and_keeps_its_counters() {
+    let (_dir, path) = temp_store();
+    {
+        let mut store = KeyStore::open(&path).unwrap();
+        store.put_ue(A, &keys(1, None)).unwrap();
+        store.put_ue(B, &keys(2, None)).unwrap();
+        store.register(A, &["tv1"], ip("192.0.2.1"), 1).unwrap();
+        assert_eq!(
+            store.reserve_muk_counters(&[A, A, B]).unwrap(),
+            vec![Some(1), Some(2), Some(1)]
+        );
+    }
+    // Back to what version 2 wrote: no counter floor, no index on the counters.
+    raw(&path)
+        .execute_batch("DROP TABLE muk_floor; DROP INDEX ue_by_counter; PRAGMA user_version = 2;")
+        .unwrap();
+    let mut store = KeyStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), 3, "upgraded on open");
+    assert_eq!(store.muk_counter(A).unwrap(), Some(2));
+    assert_eq!(store.registration(A, "tv1").unwrap(), Some(ip("192.0.2.1")));
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A, B]).unwrap(),
+        vec![Some((3, keys(1, None).muk)), Some((3, keys(2, None).muk))]
+    );
+    assert_eq!(store.reserve_muk_counters(&[B]).unwrap(), vec![Some(4)]);
+    drop(store);
+    let store = KeyStore::open(&path).unwrap();
+    assert_eq!(store.muk_counter(A).unwrap(), Some(3));
+    assert_eq!(user_version(&path), 3);
 }
 
 #[test]

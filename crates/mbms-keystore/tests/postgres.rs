@@ -32,7 +32,11 @@ fn the_schema_is_created_at_the_first_open_and_found_at_the_next() {
     let store = db.open();
     assert_eq!(store.url_kind(), "postgres");
     assert_eq!(store.path(), None);
-    assert_eq!(tables(&db), 9, "8 tables of schema version 2 and mbms_meta");
+    assert_eq!(
+        tables(&db),
+        10,
+        "9 tables of schema version 3 and mbms_meta"
+    );
     assert_eq!(
         db.count("SELECT value::bigint FROM mbms_meta WHERE key = 'schema_version'"),
         i64::from(SCHEMA_VERSION)
@@ -50,7 +54,7 @@ fn the_schema_is_created_at_the_first_open_and_found_at_the_next() {
         .unwrap();
     drop(store);
     let store = db.open();
-    assert_eq!(tables(&db), 9);
+    assert_eq!(tables(&db), 10);
     assert_eq!(
         store
             .counter_high_water(backends::KD, backends::MSK_ID)
@@ -84,7 +88,7 @@ fn instances_starting_together_create_the_schema_once() {
             });
         }
     });
-    assert_eq!(tables(&db), 9);
+    assert_eq!(tables(&db), 10);
     assert_eq!(db.count("SELECT count(*) FROM mbms_meta"), 1);
     let store = db.open();
     assert_eq!(
@@ -147,6 +151,38 @@ fn a_newer_or_unknown_schema_version_is_refused() {
         matches!(err, StoreError::Corrupt("mbms_meta.schema_version")),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_version_2_schema_is_upgraded_in_place_and_keeps_its_counters() {
+    let Some(db) = Postgres::new() else { return };
+    {
+        let mut store = db.open();
+        store.put_ue("tidA", &backends::keys(1, None)).unwrap();
+        assert_eq!(
+            store.reserve_muk_counters(&["tidA", "tidA"]).unwrap(),
+            vec![Some(1), Some(2)]
+        );
+    }
+    // Back to what version 2 created: no counter floor, no index on the counters.
+    db.exec(
+        "DROP TABLE muk_floor; DROP INDEX ue_by_counter; \
+         UPDATE mbms_meta SET value = '2' WHERE key = 'schema_version'",
+    );
+    let mut store = db.open();
+    assert_eq!(
+        db.count("SELECT value::bigint FROM mbms_meta WHERE key = 'schema_version'"),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(store.muk_counter("tidA").unwrap(), Some(2));
+    assert_eq!(
+        store
+            .reserve_shared_muk_counter_with_keys(&["tidA"])
+            .unwrap(),
+        vec![Some((3, backends::keys(1, None).muk))]
+    );
+    drop(store);
+    assert_eq!(db.open().muk_counter("tidA").unwrap(), Some(3));
 }
 
 /// No server needed: nothing listens on port 1.

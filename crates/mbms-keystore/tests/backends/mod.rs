@@ -259,6 +259,9 @@ macro_rules! all_backend_tests {
             muk_counters_with_keys_return_the_current_muk,
             muk_counters_end_at_u32_max,
             muk_counters_of_any_btid_text_and_near_exhaustion,
+            shared_muk_counters_lie_above_every_counter_and_raise_the_floor,
+            shared_muk_counters_end_at_u32_max_and_reserve_nothing_past_it,
+            concurrent_shared_and_own_muk_counters_never_repeat_for_a_ue,
             register_needs_a_provisioned_ue_and_reregistering_updates_the_address,
             deregister_counts_what_existed,
             register_many_stores_known_ues_in_one_commit_and_the_last_item_wins,
@@ -875,6 +878,182 @@ pub fn muk_counters_end_at_u32_max(b: &dyn Backend) {
     b.exec("UPDATE ue SET counter = 4294967295 WHERE btid = 'tidB@bsf.example.org'");
     assert_eq!(store.reserve_muk_counters(&[B]).unwrap(), vec![None]);
     assert_eq!(store.muk_counter(B).unwrap(), Some(u32::MAX));
+}
+
+/// A shared reservation (a push of one MSK to many UEs) hands every UE one value above every
+/// MUK counter, the next one to a UE listed again, and raises the floor: each UE's next own
+/// value, and the next shared one, lie above it.
+pub fn shared_muk_counters_lie_above_every_counter_and_raise_the_floor(b: &dyn Backend) {
+    let mut store = b.open();
+    for (i, ue) in [A, B, C].into_iter().enumerate() {
+        store
+            .put_ue(ue, &keys(u8::try_from(i).unwrap() + 1, None))
+            .unwrap();
+    }
+    assert_eq!(
+        store.reserve_muk_counters(&[A, A, A, B]).unwrap(),
+        vec![Some(1), Some(2), Some(3), Some(1)]
+    );
+    let got = store
+        .reserve_shared_muk_counter_with_keys(&[A, B, "nobody", A])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Some((4, keys(1, None).muk)),
+            Some((4, keys(2, None).muk)),
+            None,
+            Some((5, keys(1, None).muk)),
+        ],
+        "one value above the highest counter (3), the next for the repeat"
+    );
+    // The floor is the highest value handed out, for every UE, even one not in the batch.
+    for ue in [A, B, C] {
+        assert_eq!(store.muk_counter(ue).unwrap(), Some(5), "{ue}");
+    }
+    assert_eq!(store.muk_counter("nobody").unwrap(), None);
+    assert_eq!(
+        store.reserve_muk_counters(&[B, C]).unwrap(),
+        vec![Some(6), Some(6)],
+        "own values start above the floor"
+    );
+    assert_eq!(store.muk_counter(A).unwrap(), Some(5));
+    // The next shared value is above C's own 6, though C is not in the batch.
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
+        vec![Some((7, keys(1, None).muk))]
+    );
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[]).unwrap(),
+        vec![]
+    );
+    // The MUK read is the current one.
+    store.put_ue(A, &keys(9, None)).unwrap();
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
+        vec![Some((8, keys(9, None).muk)), Some((8, keys(3, None).muk))]
+    );
+    drop(store);
+    // All of it survives a new connection.
+    let mut store = b.open();
+    assert_eq!(store.muk_counter(B).unwrap(), Some(8));
+    assert_eq!(store.reserve_muk_counters(&[A]).unwrap(), vec![Some(9)]);
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[B]).unwrap(),
+        vec![Some((10, keys(2, None).muk))]
+    );
+}
+
+/// A shared reservation that would pass `u32::MAX` reserves nothing and leaves the floor;
+/// once the floor is at `u32::MAX`, no UE gets a value of either kind.
+pub fn shared_muk_counters_end_at_u32_max_and_reserve_nothing_past_it(b: &dyn Backend) {
+    let mut store = b.open();
+    store.put_ue(A, &keys(1, None)).unwrap();
+    store.put_ue(B, &keys(2, None)).unwrap();
+    store.put_ue(C, &keys(3, None)).unwrap();
+    b.exec("UPDATE ue SET counter = 4294967294 WHERE btid = 'tidB@bsf.example.org'");
+    // A listed twice needs u32::MAX and one more: nothing is handed out.
+    assert_eq!(
+        store
+            .reserve_shared_muk_counter_with_keys(&[A, C, A])
+            .unwrap(),
+        vec![None, None, None]
+    );
+    assert_eq!(store.muk_counter(C).unwrap(), Some(0), "floor not raised");
+    assert_eq!(store.reserve_muk_counters(&[C]).unwrap(), vec![Some(1)]);
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
+        vec![
+            Some((u32::MAX, keys(1, None).muk)),
+            Some((u32::MAX, keys(3, None).muk))
+        ]
+    );
+    for ue in [A, B, C] {
+        assert_eq!(store.muk_counter(ue).unwrap(), Some(u32::MAX), "{ue}");
+    }
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
+        vec![None]
+    );
+    assert_eq!(
+        store.reserve_muk_counters(&[A, B, C]).unwrap(),
+        vec![None, None, None]
+    );
+    // A UE provisioned later starts at the floor too: exhausted.
+    store.put_ue("late", &keys(4, None)).unwrap();
+    assert_eq!(store.reserve_muk_counters(&["late"]).unwrap(), vec![None]);
+}
+
+/// Stores on one state, each in its own thread, mix 40 shared reservations of all UEs with own
+/// reservations of some: no UE is ever handed a value twice, the values
+/// each thread gets for a UE rise, and the stored counter is at least the highest handed out.
+pub fn concurrent_shared_and_own_muk_counters_never_repeat_for_a_ue(b: &dyn Backend) {
+    const THREADS: usize = 3;
+    {
+        let mut store = b.open();
+        for (i, ue) in UES.iter().enumerate() {
+            store
+                .put_ue(ue, &keys(u8::try_from(i).unwrap(), None))
+                .unwrap();
+        }
+    }
+    let barrier = std::sync::Barrier::new(THREADS);
+    let handed: Vec<Vec<(String, u32)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut store = b.open();
+                    let mut got = Vec::new();
+                    barrier.wait();
+                    for i in 0..40usize {
+                        let values = if (i + t) % 2 == 0 {
+                            store.reserve_shared_muk_counter_with_keys(&UES).unwrap()
+                        } else {
+                            let some = &UES[t % UES.len()..];
+                            let mut batch = some.to_vec();
+                            batch.push(some[0]);
+                            let values = store.reserve_muk_counters_with_keys(&batch).unwrap();
+                            got.extend(
+                                batch
+                                    .iter()
+                                    .zip(values)
+                                    .map(|(ue, v)| ((*ue).to_owned(), v.unwrap().0)),
+                            );
+                            continue;
+                        };
+                        got.extend(
+                            UES.iter()
+                                .zip(values)
+                                .map(|(ue, v)| ((*ue).to_owned(), v.unwrap().0)),
+                        );
+                    }
+                    got
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let store = b.open();
+    let mut per_ue: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for thread in &handed {
+        let mut last: BTreeMap<&str, u32> = BTreeMap::new();
+        for (ue, v) in thread {
+            if let Some(prev) = last.insert(ue, *v) {
+                assert!(*v > prev, "{ue}: {v} after {prev} in one thread");
+            }
+            per_ue.entry(ue.clone()).or_default().push(*v);
+        }
+    }
+    for ue in UES {
+        let mut values = per_ue.remove(ue).unwrap();
+        let n = values.len();
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len(), n, "{ue}: a value handed out twice");
+        let high = store.muk_counter(ue).unwrap().unwrap();
+        assert!(high >= *values.last().unwrap(), "{ue}: stored {high}");
+    }
 }
 
 pub fn muk_counters_of_any_btid_text_and_near_exhaustion(b: &dyn Backend) {

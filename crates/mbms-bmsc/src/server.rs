@@ -1068,12 +1068,17 @@ async fn new_msk_for(
                 Ok(()) => break msk,
             }
         };
-        let regs = s.registrations(&service)?;
-        Ok(Some((msk, regs)))
+        Ok(Some((msk, service)))
     })
     .await;
     zeroize::Zeroize::zeroize(&mut key);
-    created
+    let Some((msk, service)) = created? else {
+        return Ok(None);
+    };
+    // On a reader: listing a million registrations takes about a second, during which the
+    // writer stays free for registrations (which push the MSK themselves once it is current).
+    let regs = with_reader(app, move |s| s.registrations(&service)).await?;
+    Ok(Some((msk, regs)))
 }
 
 /// The current MSK of the service and its next one (the highest MSK of its Key Group when

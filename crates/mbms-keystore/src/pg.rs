@@ -121,9 +121,13 @@ CREATE TABLE registration (
 CREATE INDEX registration_by_service ON registration (service);
 ";
 
-/// Added by schema version 3 (as in SQLite): the floor of every MUK's timestamp counter, and
-/// the index that makes the highest counter one look-up.
+/// Added by schema version 3 (as in SQLite): the floor of every MUK's timestamp counter, the
+/// index that makes the highest counter one look-up, and a covering index for listing a
+/// service's registrations in byte order.
 const SCHEMA_V3: &str = "
+DROP INDEX registration_by_service;
+CREATE INDEX registration_by_service ON registration (service, btid COLLATE \"C\") INCLUDE (ue_addr);
+
 CREATE TABLE muk_floor (
     id            INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
     high          BIGINT  NOT NULL CHECK (high BETWEEN 0 AND 4294967295)

@@ -102,7 +102,12 @@ CREATE INDEX registration_by_service ON registration (service);
 /// to many UEs reserves a single value above every MUK counter and every earlier floor, and
 /// raises the floor to it, instead of writing one row per UE; a UE's own next value is above
 /// both its row's counter and the floor. The index makes the highest counter one look-up.
+/// The registrations of a service are listed from a covering index, in B-TID order, without
+/// a look-up in the table per row (a push to all UEs lists them all).
 const SCHEMA_V3: &str = "
+DROP INDEX registration_by_service;
+CREATE INDEX registration_by_service ON registration (service, btid, ue_addr);
+
 CREATE TABLE muk_floor (
     id   INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
     high INTEGER NOT NULL CHECK (high BETWEEN 0 AND 4294967295)

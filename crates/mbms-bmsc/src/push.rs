@@ -238,12 +238,13 @@ impl PushSocket {
                                 return;
                             }
                         }
+                        // After `Drop` shut the socket, the receive fails at once: the channel
+                        // is closed by then.
+                        Err(_) if tx.is_closed() => return,
                         Err(e) => {
-                            // ICMP errors of earlier sends (port unreachable) land here.
                             tracing::debug!(error = %e, "push socket receive");
-                            if tx.is_closed() {
-                                return;
-                            }
+                            // Not a busy loop if the error persists.
+                            std::thread::sleep(RECV_POLL);
                         }
                     }
                 }
@@ -260,6 +261,8 @@ impl Drop for PushSocket {
     /// Wakes the receiving thread at once (its receive returns), so that it sees the engine
     /// gone and lets the socket go.
     fn drop(&mut self) {
+        // Closed first, so that the woken thread finds it closed and ends.
+        self.incoming.close();
         let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Read);
     }
 }

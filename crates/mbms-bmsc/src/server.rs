@@ -349,15 +349,35 @@ async fn with_reader<T: Send + 'static>(
         .next_reader
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         % app.readers.len();
-    let reader = app.readers[i].clone();
     if app.inline_reads {
         // An SQLite lookup takes microseconds: done in place, it saves two thread hand-offs
-        // (which cost milliseconds under load on a small VM). PostgreSQL's synchronous client
-        // may not run on a runtime thread, so its lookups go to the blocking pool.
-        let mut s = reader.lock().unwrap_or_else(|e| e.into_inner());
-        return f(&mut s).map_err(store_error);
+        // (which cost milliseconds under load on a small VM), on a free reader only, so that a
+        // runtime thread never waits for one busy with a long listing. PostgreSQL's synchronous
+        // client may not run on a runtime thread, so its lookups go to the blocking pool.
+        for k in 0..app.readers.len() {
+            let reader = &app.readers[(i + k) % app.readers.len()];
+            let mut s = match reader.try_lock() {
+                Ok(s) => s,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
+            return f(&mut s).map_err(store_error);
+        }
     }
-    on_store(reader, f).await
+    on_store(app.readers[i].clone(), f).await
+}
+
+/// Like [`with_reader`], on the blocking pool whatever the backend: for a long read (all the
+/// registrations of a service) that must not hold a runtime thread.
+async fn with_reader_blocking<T: Send + 'static>(
+    app: &Shared,
+    f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let i = app
+        .next_reader
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % app.readers.len();
+    on_store(app.readers[i].clone(), f).await
 }
 
 async fn on_store<T: Send + 'static>(
@@ -1077,7 +1097,7 @@ async fn new_msk_for(
     };
     // On a reader: listing a million registrations takes about a second, during which the
     // writer stays free for registrations (which push the MSK themselves once it is current).
-    let regs = with_reader(app, move |s| s.registrations(&service)).await?;
+    let regs = with_reader_blocking(app, move |s| s.registrations(&service)).await?;
     Ok(Some((msk, regs)))
 }
 

@@ -292,7 +292,25 @@ fn new_msk_to_all() {
     }
     // No MSK yet: nothing to push at registration.
     assert!(phone.drain(Duration::from_millis(300)).is_empty());
-    for round in 0..3 {
+    let counter = |m: &[u8]| {
+        mbms_core::mbms::MessageIds::peek(m)
+            .unwrap()
+            .counter
+            .unwrap()
+    };
+    let mut last_shared = 0;
+    for round in 0..4 {
+        if round == 2 {
+            // A message of UE 1's own (its MSK request) between two pushes to all: the next
+            // shared value lies above it.
+            let current = bmsc.current_msk(TV1).unwrap().msk_id.0;
+            let r = ues[1].msk_request(&bmsc, &[(kd(), current)]);
+            assert_eq!(r.status, 200, "{}", r.text());
+            let own = phone.drain(Duration::from_millis(700));
+            assert_eq!(own.len(), 1);
+            assert!(counter(&own[0]) > last_shared);
+            ues[1].open(&own[0]);
+        }
         let id = bmsc.new_msk(TV1);
         let mut got = phone.drain(Duration::from_millis(700));
         assert_eq!(got.len(), ues.len(), "round {round}");
@@ -304,6 +322,12 @@ fn new_msk_to_all() {
             assert_eq!(opened.msk_id.0, id);
             assert!(!opened.verification_requested);
         }
+        // A push to all is one shared counter value (one row written, not one per UE).
+        let values: std::collections::BTreeSet<u32> = got.iter().map(|m| counter(m)).collect();
+        assert_eq!(values.len(), 1, "round {round}: {values:?}");
+        let shared = *values.first().unwrap();
+        assert!(shared > last_shared, "round {round}");
+        last_shared = shared;
     }
     // A deregistered UE gets no more pushes.
     let r = ues[0].deregister(&bmsc, &[TV1, TV2]);

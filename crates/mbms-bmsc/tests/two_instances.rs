@@ -90,9 +90,9 @@ fn two_instances_on_one_postgres_never_hand_out_a_counter_or_msk_id_twice() {
             n,
             "{btid}: a MIKEY counter value was used twice"
         );
-        // Gap-free, 1..=n: each UE's two registration pushes take its own values 1 and 2, and
+        // Gap-free, 1..=n: the UEs registered before any MSK existed (nothing pushed then), and
         // each push to all is one batch holding every UE, whose shared value is one above the
-        // highest counter of all (the same for every UE here), whichever instance takes it.
+        // floor (every UE's counter here), whichever instance takes it.
         assert_eq!(
             values,
             (1..=u32::try_from(n).unwrap()).collect::<Vec<_>>(),

@@ -159,11 +159,14 @@ impl KeyStore {
             pg::reserve_muk_counters_with_keys(c, btids))
     }
 
-    /// Like [`Self::reserve_muk_counters_with_keys`] for a push of one MSK to many UEs: one
-    /// value, above every MUK counter reserved before (individually or shared), is handed to
-    /// every UE of `btids` (a UE listed twice gets the next value for its second item, and so
-    /// on), and becomes the floor of every MUK counter. It writes one row whatever the number
-    /// of UEs. `None` for a UE not provisioned, or for all once the floor has reached
+    /// Like [`Self::reserve_muk_counters_with_keys`] for a push of one MSK to many UEs: the
+    /// UEs of `btids` get one value, above the store-wide floor and above each of their own
+    /// counters (a UE listed twice gets the next value for its second item, and so on), and
+    /// the floor, below every MUK's next value, rises to the highest handed out. One row is
+    /// written whatever the number of UEs. A UE whose own counter is more than
+    /// [`crate::SHARED_COUNTER_SLACK`] above the floor continues its own sequence instead (its
+    /// row is written), so that it cannot drag every UE's counter up. `None` for a UE not
+    /// provisioned, whose counter is damaged or exhausted, or whose value would pass
     /// `u32::MAX`. Committed before return.
     pub fn reserve_shared_muk_counter_with_keys(
         &mut self,

@@ -48,10 +48,10 @@
 //!   counters and the current MTK of an MSK, SRTP marks; storing an MSK) first take a
 //!   transaction-scoped advisory lock derived from (Key Domain ID, MSK ID), so two instances
 //!   never hand out the same MTK ID or counter value, whether or not the MSK row exists. MUK
-//!   counters lock their UE rows (`FOR UPDATE`, in B-TID order, so batches never deadlock)
-//!   after reading the counter floor `FOR SHARE`; a shared reservation (one value for a batch
-//!   of UEs) locks the floor `FOR UPDATE` before reading the highest counter, so each of the
-//!   two sees what the other committed.
+//!   counters lock their UE rows (`FOR NO KEY UPDATE`, in B-TID order, so batches never
+//!   deadlock) after reading the counter floor `FOR SHARE`; a shared reservation (one value for
+//!   a batch of UEs) locks the floor `FOR UPDATE` before reading the batch's counters, so own
+//!   reservations wait for it and each of the two sees what the other committed.
 //!   A transaction that fails with a serialization failure or deadlock is retried (3 times).
 //! - Lock waits give up after 5 s (`lock_timeout`), like SQLite's busy timeout; connecting
 //!   gives up after 10 s unless the URL sets `connect_timeout`. A connection found closed is
@@ -276,27 +276,68 @@ fn msk_key(kd: KeyDomainId, msk_id: MskId) -> ([u8; 3], i64) {
     (kd.0, i64::from(msk_id.0))
 }
 
-/// The values of a shared MUK counter reservation above `above` (the higher of the floor
-/// and every MUK counter): a B-TID's first occurrence in `btids` gets `above + 1`, its second
-/// `above + 2`, and so on, so that a UE listed twice still gets rising values. Returns them
-/// with the new floor, the highest handed out (`None`: past `u32::MAX`, nothing reserved).
-fn shared_values(above: i64, btids: &[&str]) -> (Vec<u32>, Option<u32>) {
-    let mut seen: std::collections::HashMap<&str, i64> =
-        std::collections::HashMap::with_capacity(btids.len());
-    let mut high = above;
-    let values: Option<Vec<u32>> = btids
+/// How far above the floor a UE's own counter may be and still take part in a shared MUK
+/// counter reservation. A UE further above (it has had more than this many messages of its
+/// own since the floor last rose past it) keeps its own sequence in shared batches too, so that
+/// one UE whose counter ran far ahead, or to the end, cannot drag the floor, and every other
+/// UE, with it. A shared batch thus raises the floor by at most this much plus its repeats.
+pub const SHARED_COUNTER_SLACK: i64 = 1 << 16;
+
+/// What a shared MUK counter reservation hands out and writes.
+struct SharedPlan<'a> {
+    /// Item `i`'s value (`None`: unknown UE, damaged or exhausted counter).
+    values: Vec<Option<u32>>,
+    /// The new floor, if it rises.
+    floor: Option<i64>,
+    /// New own counters of the UEs that keep their own sequence (above the floor's reach).
+    own: std::collections::HashMap<&'a str, i64>,
+}
+
+/// Plans a shared reservation under `floor`, for `items` (each a B-TID and its stored counter,
+/// `None` if the UE is not provisioned). The batch value is one above the floor and above the
+/// counter of every UE of the batch within [`SHARED_COUNTER_SLACK`] of the floor; such a UE's
+/// second item gets the next value, and so on, and the floor rises to the highest value handed
+/// out. A UE further above continues its own counter (`own`). A stored counter outside
+/// `0..=u32::MAX` (damaged) gets no value and bounds nothing; a value past `u32::MAX` is not
+/// handed out.
+fn plan_shared<'a>(floor: i64, items: &[(&'a str, Option<i64>)]) -> SharedPlan<'a> {
+    let max = i64::from(u32::MAX);
+    let reach = floor + SHARED_COUNTER_SLACK;
+    let base = items
         .iter()
-        .map(|btid| {
-            let n = seen.entry(btid).or_insert(0);
-            *n += 1;
-            let v = above + *n;
-            high = high.max(v);
-            u32::try_from(v).ok()
+        .filter_map(|(_, c)| *c)
+        .filter(|c| (0..=reach.min(max)).contains(c))
+        .fold(floor, i64::max);
+    let mut shared_seen: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut own: std::collections::HashMap<&'a str, i64> = std::collections::HashMap::new();
+    let mut high = floor;
+    let values = items
+        .iter()
+        .map(|&(btid, counter)| {
+            let c = counter.filter(|c| (0..=max).contains(c))?;
+            let value = if c <= reach {
+                let n = shared_seen.entry(btid).or_insert(0);
+                *n += 1;
+                let v = base + *n;
+                if v <= max {
+                    high = high.max(v);
+                }
+                v
+            } else {
+                let last = own.entry(btid).or_insert(c);
+                if *last >= max {
+                    return None;
+                }
+                *last += 1;
+                *last
+            };
+            u32::try_from(value).ok()
         })
         .collect();
-    match values {
-        Some(values) if !btids.is_empty() => (values, u32::try_from(high).ok()),
-        _ => (Vec::new(), None),
+    SharedPlan {
+        values,
+        floor: (high > floor).then_some(high),
+        own,
     }
 }
 

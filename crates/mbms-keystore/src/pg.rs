@@ -121,9 +121,8 @@ CREATE TABLE registration (
 CREATE INDEX registration_by_service ON registration (service);
 ";
 
-/// Added by schema version 3 (as in SQLite): the floor of every MUK's timestamp counter, the
-/// index that makes the highest counter one look-up, and a covering index for listing a
-/// service's registrations in byte order.
+/// Added by schema version 3 (as in SQLite): the floor of every MUK's timestamp counter and a
+/// covering index for listing a service's registrations in byte order.
 const SCHEMA_V3: &str = "
 DROP INDEX registration_by_service;
 CREATE INDEX registration_by_service ON registration (service, btid COLLATE \"C\") INCLUDE (ue_addr);
@@ -134,8 +133,6 @@ CREATE TABLE muk_floor (
 );
 
 INSERT INTO muk_floor (id, high) VALUES (1, 0);
-
-CREATE INDEX ue_by_counter ON ue (counter);
 ";
 
 /// An error of the PostgreSQL client or server. It is shown as the server's severity,
@@ -1150,10 +1147,16 @@ fn reserve_muk(
         let mut ues: HashMap<String, (i64, Option<Vec<u8>>, bool)> = HashMap::new();
         for row in &rows {
             let btid: String = row.try_get(0)?;
-            let counter: i64 = row
-                .try_get::<_, i64>(1)
-                .map_err(|_| StoreError::Corrupt("ue.counter"))?
-                .max(floor);
+            let stored: i64 = row
+                .try_get(1)
+                .map_err(|_| StoreError::Corrupt("ue.counter"))?;
+            // A damaged counter (outside the range) is never raised or handed out: as one at
+            // the end.
+            let counter = if (0..=i64::from(u32::MAX)).contains(&stored) {
+                stored.max(floor)
+            } else {
+                i64::from(u32::MAX)
+            };
             let muk = if with_keys {
                 Some(bytes(row, 2, "ue.muk")?.to_vec())
             } else {
@@ -1246,45 +1249,52 @@ pub(crate) fn reserve_shared_muk_counter_with_keys(
     distinct.sort_unstable();
     distinct.dedup();
     pg.write(None, |db| {
+        // Locked for update: own reservations (which lock it shared before their UE rows)
+        // wait, so the counters read next cannot change before this commits.
         let floor = muk_floor(db, true)?;
-        let top: Option<i64> = db
-            // A damaged counter beyond the range was never handed out: not a bound (and its
-            // UE gets no value below).
-            .query_one(
-                "SELECT max(counter) FROM ue WHERE counter <= 4294967295",
-                &[],
-            )?
-            .try_get(0)
-            .map_err(|_| StoreError::Corrupt("ue.counter"))?;
-        let (values, high) = crate::shared_values(floor.max(top.unwrap_or(0)), btids);
-        let Some(high) = high else {
-            // Every value is taken: nothing can be sealed until the UEs bootstrap again.
-            return Ok(btids.iter().map(|_| None).collect());
-        };
-        db.execute(
-            "UPDATE muk_floor SET high = $1 WHERE id = 1",
-            &[&i64::from(high)],
-        )?;
         let rows = db.query(
-            "SELECT btid, muk FROM ue WHERE btid = ANY($1) AND counter BETWEEN 0 AND 4294967295",
+            "SELECT btid, counter, muk FROM ue WHERE btid = ANY($1)",
             &[&distinct],
         )?;
-        let mut muks: HashMap<String, Vec<u8>> = HashMap::with_capacity(rows.len());
+        let mut ues: HashMap<String, (i64, Vec<u8>)> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            muks.insert(row.try_get(0)?, bytes(row, 1, "ue.muk")?.to_vec());
+            let counter: i64 = row
+                .try_get(1)
+                .map_err(|_| StoreError::Corrupt("ue.counter"))?;
+            ues.insert(
+                row.try_get(0)?,
+                (counter, bytes(row, 2, "ue.muk")?.to_vec()),
+            );
+        }
+        let items: Vec<(&str, Option<i64>)> = btids
+            .iter()
+            .map(|b| (*b, ues.get(*b).map(|(c, _)| *c)))
+            .collect();
+        let plan = crate::plan_shared(floor, &items);
+        if let Some(high) = plan.floor {
+            db.execute("UPDATE muk_floor SET high = $1 WHERE id = 1", &[&high])?;
+        }
+        if !plan.own.is_empty() {
+            let (names, counters): (Vec<&str>, Vec<i64>) =
+                plan.own.iter().map(|(b, c)| (*b, *c)).unzip();
+            db.execute(
+                "UPDATE ue SET counter = v.counter \
+                 FROM unnest($1::text[], $2::bigint[]) AS v (btid, counter) \
+                 WHERE ue.btid = v.btid",
+                &[&names, &counters],
+            )?;
         }
         btids
             .iter()
-            .zip(values)
+            .zip(plan.values)
             .map(|(btid, value)| {
-                muks.get(*btid)
-                    .map(|b| {
-                        Ok((
-                            value,
-                            Muk::from_slice(b).ok_or(StoreError::Corrupt("ue.muk"))?,
-                        ))
-                    })
-                    .transpose()
+                let (Some(value), Some((_, muk))) = (value, ues.get(*btid)) else {
+                    return Ok(None);
+                };
+                Ok(Some((
+                    value,
+                    Muk::from_slice(muk).ok_or(StoreError::Corrupt("ue.muk"))?,
+                )))
             })
             .collect()
     })

@@ -101,8 +101,7 @@ CREATE INDEX registration_by_service ON registration (service);
 /// Added by schema version 3: the floor of every MUK's timestamp counter. A push of one MSK
 /// to many UEs reserves a single value above every MUK counter and every earlier floor, and
 /// raises the floor to it, instead of writing one row per UE; a UE's own next value is above
-/// both its row's counter and the floor. The index makes the highest counter one look-up.
-/// The registrations of a service are listed from a covering index, in B-TID order, without
+/// both its row's counter and the floor (see `plan_shared`). The registrations of a service are listed from a covering index, in B-TID order, without
 /// a look-up in the table per row (a push to all UEs lists them all).
 const SCHEMA_V3: &str = "
 DROP INDEX registration_by_service;
@@ -114,8 +113,6 @@ CREATE TABLE muk_floor (
 ) STRICT;
 
 INSERT INTO muk_floor (id, high) VALUES (1, 0);
-
-CREATE INDEX ue_by_counter ON ue (counter);
 ";
 
 /// An INTEGER column converted to `T`, or [`StoreError::Corrupt`].
@@ -785,7 +782,8 @@ pub(crate) fn reserve_muk_counters_with_keys(
     {
         let mut stmt = tx.prepare_cached(
             "UPDATE ue SET counter = max(counter, ?2) + 1 \
-             WHERE btid = ?1 AND max(counter, ?2) < 4294967295 RETURNING counter, muk",
+             WHERE btid = ?1 AND counter >= 0 AND max(counter, ?2) < 4294967295 \
+             RETURNING counter, muk",
         )?;
         for btid in btids {
             let mut rows = stmt.query((btid, floor))?;
@@ -809,33 +807,49 @@ pub(crate) fn reserve_shared_muk_counter_with_keys(
 ) -> Result<Vec<Option<(u32, Muk)>>, StoreError> {
     let tx = write(conn)?;
     let floor = muk_floor(&tx)?;
-    // A damaged counter beyond the range was never handed out: not a bound (and its UE gets
-    // no value below).
-    let top: Option<i64> = tx
-        .prepare_cached("SELECT max(counter) FROM ue WHERE counter <= 4294967295")?
-        .query_row([], |r| r.get(0))?;
-    let (values, high) = crate::shared_values(floor.max(top.unwrap_or(0)), btids);
-    let Some(high) = high else {
-        // Every value is taken: nothing can be sealed until the UEs bootstrap again.
-        return Ok(btids.iter().map(|_| None).collect());
-    };
-    tx.prepare_cached("UPDATE muk_floor SET high = ?1 WHERE id = 1")?
-        .execute([high])?;
-    let mut out = Vec::with_capacity(btids.len());
+    let mut rows: Vec<Option<(i64, Muk)>> = Vec::with_capacity(btids.len());
     {
-        let mut stmt = tx.prepare_cached(
-            "SELECT muk FROM ue WHERE btid = ?1 AND counter BETWEEN 0 AND 4294967295",
-        )?;
-        for (btid, value) in btids.iter().zip(values) {
-            let mut rows = stmt.query([btid])?;
-            out.push(match rows.next()? {
-                Some(row) => Some((value, Muk::from_bytes(blob_array::<32>(row, 0, "ue.muk")?))),
+        let mut stmt = tx.prepare_cached("SELECT counter, muk FROM ue WHERE btid = ?1")?;
+        for btid in btids {
+            let mut r = stmt.query([btid])?;
+            rows.push(match r.next()? {
+                Some(row) => {
+                    let counter = match row.get_ref(0)? {
+                        ValueRef::Integer(c) => c,
+                        _ => return Err(StoreError::Corrupt("ue.counter")),
+                    };
+                    Some((
+                        counter,
+                        Muk::from_bytes(blob_array::<32>(row, 1, "ue.muk")?),
+                    ))
+                }
                 None => None,
             });
         }
     }
+    let items: Vec<(&str, Option<i64>)> = btids
+        .iter()
+        .zip(&rows)
+        .map(|(b, r)| (*b, r.as_ref().map(|(c, _)| *c)))
+        .collect();
+    let plan = crate::plan_shared(floor, &items);
+    if let Some(high) = plan.floor {
+        tx.prepare_cached("UPDATE muk_floor SET high = ?1 WHERE id = 1")?
+            .execute([high])?;
+    }
+    {
+        let mut stmt = tx.prepare_cached("UPDATE ue SET counter = ?2 WHERE btid = ?1")?;
+        for (btid, counter) in &plan.own {
+            stmt.execute((btid, counter))?;
+        }
+    }
     tx.commit()?;
-    Ok(out)
+    Ok(plan
+        .values
+        .into_iter()
+        .zip(rows)
+        .map(|(v, r)| Some((v?, r?.1)))
+        .collect())
 }
 
 pub(crate) fn muk_counter(conn: &Connection, btid: &str) -> Result<Option<u32>, StoreError> {

@@ -494,12 +494,24 @@ fn a_schema_version_2_file_is_upgraded_in_place_and_keeps_its_counters() {
             vec![Some(1), Some(2), Some(1)]
         );
     }
-    // Back to what version 2 wrote: no counter floor, no index on the counters.
+    // Back to what version 2 wrote: no counter floor, registrations indexed by service only.
     raw(&path)
-        .execute_batch("DROP TABLE muk_floor; DROP INDEX ue_by_counter; PRAGMA user_version = 2;")
+        .execute_batch(
+            "DROP TABLE muk_floor; DROP INDEX registration_by_service; \
+             CREATE INDEX registration_by_service ON registration (service); \
+             PRAGMA user_version = 2;",
+        )
         .unwrap();
     let mut store = KeyStore::open(&path).unwrap();
     assert_eq!(user_version(&path), 3, "upgraded on open");
+    let index: String = raw(&path)
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'registration_by_service'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(index.contains("ue_addr"), "covering index: {index}");
     assert_eq!(store.muk_counter(A).unwrap(), Some(2));
     assert_eq!(store.registration(A, "tv1").unwrap(), Some(ip("192.0.2.1")));
     assert_eq!(

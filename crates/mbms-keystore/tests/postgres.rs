@@ -164,15 +164,24 @@ fn a_version_2_schema_is_upgraded_in_place_and_keeps_its_counters() {
             vec![Some(1), Some(2)]
         );
     }
-    // Back to what version 2 created: no counter floor, no index on the counters.
+    // Back to what version 2 created: no counter floor, registrations indexed by service only.
     db.exec(
-        "DROP TABLE muk_floor; DROP INDEX ue_by_counter; \
+        "DROP TABLE muk_floor; DROP INDEX registration_by_service; \
+         CREATE INDEX registration_by_service ON registration (service); \
          UPDATE mbms_meta SET value = '2' WHERE key = 'schema_version'",
     );
     let mut store = db.open();
     assert_eq!(
         db.count("SELECT value::bigint FROM mbms_meta WHERE key = 'schema_version'"),
         i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'registration_by_service' \
+             AND indexdef LIKE '%INCLUDE (ue_addr)%'"
+        ),
+        1,
+        "covering index"
     );
     assert_eq!(store.muk_counter("tidA").unwrap(), Some(2));
     assert_eq!(

@@ -260,7 +260,7 @@ macro_rules! all_backend_tests {
             muk_counters_end_at_u32_max,
             muk_counters_of_any_btid_text_and_near_exhaustion,
             shared_muk_counters_lie_above_every_counter_and_raise_the_floor,
-            shared_muk_counters_end_at_u32_max_and_reserve_nothing_past_it,
+            shared_muk_counters_are_not_dragged_by_one_ue_nor_pass_u32_max,
             concurrent_shared_and_own_muk_counters_never_repeat_for_a_ue,
             register_needs_a_provisioned_ue_and_reregistering_updates_the_address,
             deregister_counts_what_existed,
@@ -880,9 +880,10 @@ pub fn muk_counters_end_at_u32_max(b: &dyn Backend) {
     assert_eq!(store.muk_counter(B).unwrap(), Some(u32::MAX));
 }
 
-/// A shared reservation (a push of one MSK to many UEs) hands every UE one value above every
-/// MUK counter, the next one to a UE listed again, and raises the floor: each UE's next own
-/// value, and the next shared one, lie above it.
+/// A shared reservation (a push of one MSK to many UEs) hands the UEs of the batch one value,
+/// above the floor and above each of their counters, the next one to a UE listed again, and
+/// raises the floor to the highest: each UE's next own value, and the next shared one, lie
+/// above it.
 pub fn shared_muk_counters_lie_above_every_counter_and_raise_the_floor(b: &dyn Backend) {
     let mut store = b.open();
     for (i, ue) in [A, B, C].into_iter().enumerate() {
@@ -895,33 +896,39 @@ pub fn shared_muk_counters_lie_above_every_counter_and_raise_the_floor(b: &dyn B
         vec![Some(1), Some(2), Some(3), Some(1)]
     );
     let got = store
-        .reserve_shared_muk_counter_with_keys(&[A, B, "nobody", A])
+        .reserve_shared_muk_counter_with_keys(&[B, A, "nobody", A])
         .unwrap();
     assert_eq!(
         got,
         vec![
-            Some((4, keys(1, None).muk)),
             Some((4, keys(2, None).muk)),
+            Some((4, keys(1, None).muk)),
             None,
             Some((5, keys(1, None).muk)),
         ],
-        "one value above the highest counter (3), the next for the repeat"
+        "one value above the batch's highest counter (3), the next for the repeat"
     );
-    // The floor is the highest value handed out, for every UE, even one not in the batch.
+    // One row written: the floor, the highest value handed out, is every UE's, even one not
+    // in the batch; the UEs' own counters did not move.
+    assert_eq!(b.count("SELECT high FROM muk_floor"), 5);
+    assert_eq!(
+        b.count("SELECT counter FROM ue WHERE btid = 'tidA@bsf.example.org'"),
+        3
+    );
     for ue in [A, B, C] {
         assert_eq!(store.muk_counter(ue).unwrap(), Some(5), "{ue}");
     }
     assert_eq!(store.muk_counter("nobody").unwrap(), None);
     assert_eq!(
-        store.reserve_muk_counters(&[B, C]).unwrap(),
-        vec![Some(6), Some(6)],
+        store.reserve_muk_counters(&[B, C, C]).unwrap(),
+        vec![Some(6), Some(6), Some(7)],
         "own values start above the floor"
     );
     assert_eq!(store.muk_counter(A).unwrap(), Some(5));
-    // The next shared value is above C's own 6, though C is not in the batch.
+    // Above C's own 7, and A (at the floor, 5) gets the same value.
     assert_eq!(
-        store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
-        vec![Some((7, keys(1, None).muk))]
+        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
+        vec![Some((8, keys(1, None).muk)), Some((8, keys(3, None).muk))]
     );
     assert_eq!(
         store.reserve_shared_muk_counter_with_keys(&[]).unwrap(),
@@ -930,58 +937,70 @@ pub fn shared_muk_counters_lie_above_every_counter_and_raise_the_floor(b: &dyn B
     // The MUK read is the current one.
     store.put_ue(A, &keys(9, None)).unwrap();
     assert_eq!(
-        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
-        vec![Some((8, keys(9, None).muk)), Some((8, keys(3, None).muk))]
+        store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
+        vec![Some((9, keys(9, None).muk))]
     );
     drop(store);
     // All of it survives a new connection.
     let mut store = b.open();
-    assert_eq!(store.muk_counter(B).unwrap(), Some(8));
-    assert_eq!(store.reserve_muk_counters(&[A]).unwrap(), vec![Some(9)]);
+    assert_eq!(store.muk_counter(B).unwrap(), Some(9));
+    assert_eq!(store.reserve_muk_counters(&[A]).unwrap(), vec![Some(10)]);
     assert_eq!(
         store.reserve_shared_muk_counter_with_keys(&[B]).unwrap(),
-        vec![Some((10, keys(2, None).muk))]
+        vec![Some((10, keys(2, None).muk))],
+        "B's batch: only B's counter and the floor count, not A's own 10"
     );
 }
 
-/// A shared reservation that would pass `u32::MAX` reserves nothing and leaves the floor;
-/// once the floor is at `u32::MAX`, no UE gets a value of either kind.
-pub fn shared_muk_counters_end_at_u32_max_and_reserve_nothing_past_it(b: &dyn Backend) {
+/// A UE whose counter ran far ahead of the floor (more than `SHARED_COUNTER_SLACK` own values),
+/// or to the end, keeps its own sequence in shared batches: it neither drags the floor (and
+/// every other UE) up nor stops the batch. A shared value past `u32::MAX` is not handed out.
+pub fn shared_muk_counters_are_not_dragged_by_one_ue_nor_pass_u32_max(b: &dyn Backend) {
     let mut store = b.open();
     store.put_ue(A, &keys(1, None)).unwrap();
     store.put_ue(B, &keys(2, None)).unwrap();
     store.put_ue(C, &keys(3, None)).unwrap();
-    b.exec("UPDATE ue SET counter = 4294967294 WHERE btid = 'tidB@bsf.example.org'");
-    // A listed twice needs u32::MAX and one more: nothing is handed out.
+    // B far ahead, C at the end.
+    b.exec("UPDATE ue SET counter = 1000000 WHERE btid = 'tidB@bsf.example.org'");
+    b.exec("UPDATE ue SET counter = 4294967295 WHERE btid = 'tidC@bsf.example.org'");
     assert_eq!(
         store
-            .reserve_shared_muk_counter_with_keys(&[A, C, A])
+            .reserve_shared_muk_counter_with_keys(&[A, B, C, B])
             .unwrap(),
-        vec![None, None, None]
-    );
-    assert_eq!(store.muk_counter(C).unwrap(), Some(0), "floor not raised");
-    assert_eq!(store.reserve_muk_counters(&[C]).unwrap(), vec![Some(1)]);
-    assert_eq!(
-        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
         vec![
-            Some((u32::MAX, keys(1, None).muk)),
-            Some((u32::MAX, keys(3, None).muk))
+            Some((1, keys(1, None).muk)),
+            Some((1_000_001, keys(2, None).muk)),
+            None,
+            Some((1_000_002, keys(2, None).muk)),
         ]
     );
-    for ue in [A, B, C] {
-        assert_eq!(store.muk_counter(ue).unwrap(), Some(u32::MAX), "{ue}");
-    }
+    assert_eq!(b.count("SELECT high FROM muk_floor"), 1);
+    assert_eq!(
+        store.muk_counter(B).unwrap(),
+        Some(1_000_002),
+        "B's own row"
+    );
+    assert_eq!(store.muk_counter(A).unwrap(), Some(1));
+    // Within reach of the floor, a counter does raise the batch value.
+    b.exec("UPDATE ue SET counter = 60000 WHERE btid = 'tidA@bsf.example.org'");
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
+        vec![Some((60001, keys(1, None).muk))]
+    );
+    // Near the end of the floor: the last value, then none, item by item.
+    b.exec("UPDATE muk_floor SET high = 4294967294");
+    assert_eq!(
+        store
+            .reserve_shared_muk_counter_with_keys(&[A, A, "nobody"])
+            .unwrap(),
+        vec![Some((u32::MAX, keys(1, None).muk)), None, None]
+    );
+    assert_eq!(store.muk_counter(A).unwrap(), Some(u32::MAX));
     assert_eq!(
         store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
         vec![None]
     );
-    assert_eq!(
-        store.reserve_muk_counters(&[A, B, C]).unwrap(),
-        vec![None, None, None]
-    );
-    // A UE provisioned later starts at the floor too: exhausted.
-    store.put_ue("late", &keys(4, None)).unwrap();
-    assert_eq!(store.reserve_muk_counters(&["late"]).unwrap(), vec![None]);
+    assert_eq!(store.reserve_muk_counters(&[A]).unwrap(), vec![None]);
 }
 
 /// Stores on one state, each in its own thread, mix 40 shared reservations of all UEs with own
@@ -1471,6 +1490,17 @@ pub fn corrupt_bmsc_rows_give_corrupt_not_panics(b: &dyn Backend) {
         store.muk_counter(C),
         Err(StoreError::Corrupt("ue.counter"))
     ));
+    // A damaged counter is never raised or handed out, by either kind of reservation.
+    assert_eq!(store.reserve_muk_counters(&[C]).unwrap(), vec![None]);
+    assert_eq!(
+        store
+            .reserve_shared_muk_counter_with_keys(&[C])
+            .unwrap()
+            .into_iter()
+            .map(|v| v.map(|(c, _)| c))
+            .collect::<Vec<_>>(),
+        vec![None]
+    );
     assert!(matches!(
         store.reserve_muk_counters_with_keys(&[A]),
         Err(StoreError::Corrupt("ue.muk"))

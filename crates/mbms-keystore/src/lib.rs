@@ -298,15 +298,17 @@ struct SharedPlan<'a> {
 /// counter of every UE of the batch within [`SHARED_COUNTER_SLACK`] of the floor; such a UE's
 /// second item gets the next value, and so on, and the floor rises to the highest value handed
 /// out. A UE further above continues its own counter (`own`). A stored counter outside
-/// `0..=u32::MAX` (damaged) gets no value and bounds nothing; a value past `u32::MAX` is not
-/// handed out.
+/// `0..=u32::MAX` (damaged) or at `u32::MAX` (exhausted) gets no value and bounds nothing; a
+/// value past `u32::MAX` is not handed out.
 fn plan_shared<'a>(floor: i64, items: &[(&'a str, Option<i64>)]) -> SharedPlan<'a> {
     let max = i64::from(u32::MAX);
     let reach = floor + SHARED_COUNTER_SLACK;
     let base = items
         .iter()
         .filter_map(|(_, c)| *c)
-        .filter(|c| (0..=reach.min(max)).contains(c))
+        // An exhausted UE (at `u32::MAX`) gets nothing and bounds nothing: near the end of
+        // the floor it would otherwise push the batch value past the end for every UE.
+        .filter(|c| (0..=reach.min(max - 1)).contains(c))
         .fold(floor, i64::max);
     let mut shared_seen: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     let mut own: std::collections::HashMap<&'a str, i64> = std::collections::HashMap::new();
@@ -314,7 +316,7 @@ fn plan_shared<'a>(floor: i64, items: &[(&'a str, Option<i64>)]) -> SharedPlan<'
     let values = items
         .iter()
         .map(|&(btid, counter)| {
-            let c = counter.filter(|c| (0..=max).contains(c))?;
+            let c = counter.filter(|c| (0..max).contains(c))?;
             let value = if c <= reach {
                 let n = shared_seen.entry(btid).or_insert(0);
                 *n += 1;

@@ -99,10 +99,11 @@ CREATE INDEX registration_by_service ON registration (service);
 ";
 
 /// Added by schema version 3: the floor of every MUK's timestamp counter. A push of one MSK
-/// to many UEs reserves a single value above every MUK counter and every earlier floor, and
-/// raises the floor to it, instead of writing one row per UE; a UE's own next value is above
-/// both its row's counter and the floor (see `plan_shared`). The registrations of a service are listed from a covering index, in B-TID order, without
-/// a look-up in the table per row (a push to all UEs lists them all).
+/// to many UEs reserves, per batch, a single value above the floor and the counters of the
+/// batch's UEs, and raises the floor to it, instead of writing one row per UE; a UE's own next
+/// value is above both its row's counter and the floor (see `plan_shared`). The registrations
+/// of a service are listed from a covering index, in B-TID order, without a look-up in the
+/// table per row (a push to all UEs lists them all).
 const SCHEMA_V3: &str = "
 DROP INDEX registration_by_service;
 CREATE INDEX registration_by_service ON registration (service, btid, ue_addr);

@@ -987,7 +987,14 @@ pub fn shared_muk_counters_are_not_dragged_by_one_ue_nor_pass_u32_max(b: &dyn Ba
         store.reserve_shared_muk_counter_with_keys(&[A]).unwrap(),
         vec![Some((60001, keys(1, None).muk))]
     );
-    // Near the end of the floor: the last value, then none, item by item.
+    // Near the end of the floor, an exhausted UE (C) within the slack does not take the
+    // others' values with it.
+    b.exec("UPDATE muk_floor SET high = 4294967290");
+    assert_eq!(
+        store.reserve_shared_muk_counter_with_keys(&[A, C]).unwrap(),
+        vec![Some((4_294_967_291, keys(1, None).muk)), None]
+    );
+    // The last value, then none, item by item.
     b.exec("UPDATE muk_floor SET high = 4294967294");
     assert_eq!(
         store

@@ -339,16 +339,20 @@ async fn with_store<T: Send + 'static>(
     on_store(app.store.clone(), f).await
 }
 
+/// The reader connection to try first: round robin.
+fn next_reader(app: &Shared) -> usize {
+    app.next_reader
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % app.readers.len()
+}
+
 /// Runs a read-only key-store lookup on one of the reader connections, so that lookups do not
 /// wait behind the writer's commits.
 async fn with_reader<T: Send + 'static>(
     app: &Shared,
     f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let i = app
-        .next_reader
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        % app.readers.len();
+    let i = next_reader(app);
     if app.inline_reads {
         // An SQLite lookup takes microseconds: done in place, it saves two thread hand-offs
         // (which cost milliseconds under load on a small VM), on a free reader only, so that a
@@ -373,11 +377,7 @@ async fn with_reader_blocking<T: Send + 'static>(
     app: &Shared,
     f: impl FnOnce(&mut KeyStore) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    let i = app
-        .next_reader
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        % app.readers.len();
-    on_store(app.readers[i].clone(), f).await
+    on_store(app.readers[next_reader(app)].clone(), f).await
 }
 
 async fn on_store<T: Send + 'static>(

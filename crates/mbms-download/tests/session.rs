@@ -33,6 +33,26 @@ fn msk_key() -> MskKey {
     }
 }
 
+/// The MTK message announcing `mtk` as MTK `mtk_id` under the test MSK (CSB ID `csb`), with
+/// timestamp counter `counter`.
+fn mtk_message(csb: CsbId, mtk_id: MtkId, mtk: &Mtk, counter: u32) -> Vec<u8> {
+    let key = msk_key();
+    let sealer = MtkSealer::new(KD, MSK_ID, &key.msk, csb, [0x44; 16], Profile::default());
+    let mut msg = Vec::new();
+    sealer
+        .seal(
+            &MtkParams {
+                mtk_id,
+                mtk,
+                salt: None,
+            },
+            counter,
+            &mut msg,
+        )
+        .unwrap();
+    msg
+}
+
 /// A deterministic generator (xorshift) for file contents and packet loss.
 struct Rng(u64);
 
@@ -57,15 +77,6 @@ struct Session {
 /// 20 files of mixed sizes, the first ten under MTK 1 (CBC), the rest under MTK 2 (CTR);
 /// the key objects are added after the files so that files can complete first.
 fn session(dir: &std::path::Path, carousel: Option<Duration>) -> Session {
-    let key = msk_key();
-    let sealer = MtkSealer::new(
-        KD,
-        MSK_ID,
-        &key.msk,
-        CsbId(0x0a0b_0c0d),
-        [0x44; 16],
-        Profile::default(),
-    );
     let mtks = [
         (MtkId(1), Mtk::from_bytes([0x01; 16])),
         (MtkId(2), Mtk::from_bytes([0x02; 16])),
@@ -137,18 +148,7 @@ fn session(dir: &std::path::Path, carousel: Option<Duration>) -> Session {
         files.push((name, data));
     }
     for (n, (mtk_id, mtk)) in mtks.iter().enumerate() {
-        let mut msg = Vec::new();
-        sealer
-            .seal(
-                &MtkParams {
-                    mtk_id: *mtk_id,
-                    mtk,
-                    salt: None,
-                },
-                n as u32 + 1,
-                &mut msg,
-            )
-            .unwrap();
+        let msg = mtk_message(CsbId(0x0a0b_0c0d), *mtk_id, mtk, n as u32 + 1);
         sender.add_mtk_message(KD, MSK_ID, *mtk_id, msg).unwrap();
     }
     Session { sender, files }
@@ -359,27 +359,8 @@ fn each_fdt_instance_fits_one_packet_and_they_list_every_object() {
 #[test]
 fn an_object_above_ten_mebibytes_completes_under_loss() {
     let key = msk_key();
-    let sealer = MtkSealer::new(
-        KD,
-        MSK_ID,
-        &key.msk,
-        CsbId(1),
-        [0x44; 16],
-        Profile::default(),
-    );
     let mtk = Mtk::from_bytes([0x09; 16]);
-    let mut msg = Vec::new();
-    sealer
-        .seal(
-            &MtkParams {
-                mtk_id: MtkId(5),
-                mtk: &mtk,
-                salt: None,
-            },
-            1,
-            &mut msg,
-        )
-        .unwrap();
+    let msg = mtk_message(CsbId(1), MtkId(5), &mtk, 1);
     let mut cfg = SessionConfig::new(
         7,
         GROUP,
@@ -463,27 +444,8 @@ fn names_are_percent_decoded_and_locations_stay_under_the_base() {
 #[test]
 fn an_inline_mtk_message_opens_an_object_without_its_key_object() {
     let key = msk_key();
-    let sealer = MtkSealer::new(
-        KD,
-        MSK_ID,
-        &key.msk,
-        CsbId(1),
-        [0x44; 16],
-        Profile::default(),
-    );
     let mtk = Mtk::from_bytes([0x0a; 16]);
-    let mut msg = Vec::new();
-    sealer
-        .seal(
-            &MtkParams {
-                mtk_id: MtkId(9),
-                mtk: &mtk,
-                salt: None,
-            },
-            3,
-            &mut msg,
-        )
-        .unwrap();
+    let msg = mtk_message(CsbId(1), MtkId(9), &mtk, 3);
     let key_ref = DcfKeyRef {
         key_domain_id: KD,
         msk_id: MSK_ID,

@@ -1245,16 +1245,14 @@ pub(crate) fn reserve_shared_muk_counter_with_keys(
     if btids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut distinct = btids.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
     pg.write(None, |db| {
         // Locked for update: own reservations (which lock it shared before their UE rows)
         // wait, so the counters read next cannot change before this commits.
         let floor = muk_floor(db, true)?;
         let rows = db.query(
+            // No row locks (nor their B-TID order) needed: see the floor above.
             "SELECT btid, counter, muk FROM ue WHERE btid = ANY($1)",
-            &[&distinct],
+            &[&btids],
         )?;
         let mut ues: HashMap<String, (i64, Vec<u8>)> = HashMap::with_capacity(rows.len());
         for row in &rows {

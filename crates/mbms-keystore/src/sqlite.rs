@@ -814,16 +814,11 @@ pub(crate) fn reserve_shared_muk_counter_with_keys(
         for btid in btids {
             let mut r = stmt.query([btid])?;
             rows.push(match r.next()? {
-                Some(row) => {
-                    let counter = match row.get_ref(0)? {
-                        ValueRef::Integer(c) => c,
-                        _ => return Err(StoreError::Corrupt("ue.counter")),
-                    };
-                    Some((
-                        counter,
-                        Muk::from_bytes(blob_array::<32>(row, 1, "ue.muk")?),
-                    ))
-                }
+                // Any integer: a damaged one gets no value (`plan_shared`).
+                Some(row) => Some((
+                    int::<i64>(row, 0, "ue.counter")?,
+                    Muk::from_bytes(blob_array::<32>(row, 1, "ue.muk")?),
+                )),
                 None => None,
             });
         }

@@ -56,6 +56,24 @@ fn make_files(dir: &Path, sizes: &[usize]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `mbms-send download` of service `dl` from `outbox` with the key file `key`, state in
+/// `state`, then `extra`.
+fn send_download(state: &Path, key: &Path, outbox: &Path, extra: &[&str]) -> common::Output {
+    let mut a = args([
+        "download",
+        "--service",
+        "dl",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--msk-file",
+        key.to_str().unwrap(),
+        "--dir",
+        outbox.to_str().unwrap(),
+    ]);
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    run(a)
+}
+
 fn json(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);
     let line = text.lines().last().unwrap_or_default();
@@ -123,33 +141,29 @@ fn twenty_files_across_an_mtk_rotation_over_multicast_with_and_without_loss() {
     let lossy = recv("inbox-lossy", "0.05", "20");
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let sent = run(args([
-        "download",
-        "--service",
-        "dl",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--msk-file",
-        key.to_str().unwrap(),
-        "--dir",
-        d.join("outbox").to_str().unwrap(),
-        "--group",
-        group,
-        "--port",
-        &port,
-        "--interface",
-        "lo",
-        "--files-per-mtk",
-        "10",
-        "--method",
-        "cbc",
-        "--rate-bps",
-        "400e6",
-        "--carousel-secs",
-        "2.5",
-        "--rounds",
-        "10",
-    ]));
+    let sent = send_download(
+        &state,
+        &key,
+        &d.join("outbox"),
+        &[
+            "--group",
+            group,
+            "--port",
+            &port,
+            "--interface",
+            "lo",
+            "--files-per-mtk",
+            "10",
+            "--method",
+            "cbc",
+            "--rate-bps",
+            "400e6",
+            "--carousel-secs",
+            "2.5",
+            "--rounds",
+            "10",
+        ],
+    );
     sent.assert_success();
     let report = json(sent.stdout.as_bytes());
     assert_eq!(report["files"], 20);
@@ -199,25 +213,21 @@ fn tshark_reads_the_flute_session_without_malformed_packets() {
     new_msk(&state, "dl", &key);
     let files = make_files(&d.join("outbox"), &[0, 17, 1400, 5000, 70_000, 200_000]);
     let pcap = d.join("dl.pcap");
-    let sent = run(args([
-        "download",
-        "--service",
-        "dl",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--msk-file",
-        key.to_str().unwrap(),
-        "--dir",
-        d.join("outbox").to_str().unwrap(),
-        "--no-network",
-        "--fast",
-        "--files-per-mtk",
-        "3",
-        "--method",
-        "ctr",
-        "--pcap-out",
-        pcap.to_str().unwrap(),
-    ]));
+    let sent = send_download(
+        &state,
+        &key,
+        &d.join("outbox"),
+        &[
+            "--no-network",
+            "--fast",
+            "--files-per-mtk",
+            "3",
+            "--method",
+            "ctr",
+            "--pcap-out",
+            pcap.to_str().unwrap(),
+        ],
+    );
     sent.assert_success();
     let tshark = |extra: &[&str]| {
         let o = Command::new("tshark")
@@ -264,36 +274,8 @@ fn tshark_reads_the_flute_session_without_malformed_packets() {
             >= files.len(),
         "{attrs}"
     );
-    // The flute crate's receiver (inside mbms-recv) reassembles the objects from the pcap.
-    let out = Command::new(mbms_recv())
-        .args(args([
-            "download",
-            "--msk-file",
-            key.to_str().unwrap(),
-            "--pcap",
-            pcap.to_str().unwrap(),
-            "--out-dir",
-            d.join("inbox").to_str().unwrap(),
-            "--strict",
-            "--expect",
-            "6",
-        ]))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for (name, data) in &files {
-        assert!(
-            std::fs::read(d.join("inbox").join(name)).unwrap() == *data,
-            "{name}"
-        );
-    }
-    // Again into the same directory: the files there are kept (and --strict fails), unless
-    // --overwrite.
-    let again = |extra: &[&str]| {
+    // `mbms-recv download --strict` from the pcap into inbox/, then `extra`.
+    let from_pcap = |extra: &[&str]| {
         let mut a = args([
             "download",
             "--msk-file",
@@ -307,10 +289,25 @@ fn tshark_reads_the_flute_session_without_malformed_packets() {
         a.extend(extra.iter().map(|s| (*s).to_owned()));
         Command::new(mbms_recv()).args(a).output().unwrap()
     };
-    let kept = again(&[]);
+    // The flute crate's receiver (inside mbms-recv) reassembles the objects from the pcap.
+    let out = from_pcap(&["--expect", "6"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for (name, data) in &files {
+        assert!(
+            std::fs::read(d.join("inbox").join(name)).unwrap() == *data,
+            "{name}"
+        );
+    }
+    // Again into the same directory: the files there are kept (and --strict fails), unless
+    // --overwrite.
+    let kept = from_pcap(&[]);
     assert!(!kept.status.success());
     assert_eq!(json(&kept.stdout)["kept_existing"], 6);
-    let replaced = again(&["--overwrite"]);
+    let replaced = from_pcap(&["--overwrite"]);
     assert!(replaced.status.success());
     assert_eq!(json(&replaced.stdout)["written"], 6);
 }

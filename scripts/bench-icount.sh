@@ -6,10 +6,11 @@
 #   scripts/bench-icount.sh                 # 8192 packets per mode
 #   PACKETS=32768 PAYLOAD=172 scripts/bench-icount.sh
 #
-# Valgrind models neither SHA-NI nor VAES: under callgrind the CPU feature detection chooses
-# the portable paths (the sha1/aes crates), so these counts measure the fallback that CPUs
-# without those units run, not the multi-lane kernels (their speed is measured in wall time by
-# scripts/bench-vs-libsrtp.sh and the criterion benches).
+# Valgrind models AVX2 and AES-NI but neither SHA-NI nor VAES: under callgrind the CPU feature
+# detection chooses what a CPU without those units runs. The single-packet path is then the
+# sha1 crate's software SHA-1 and the aes crate's AES-NI; the batch path is the 8-lane AVX2
+# HMAC-SHA-1 kernel with the aes crate's AES-NI. The SHA-NI and VAES kernels are measured in
+# wall time (scripts/bench-vs-libsrtp.sh, `cargo bench -p mbms-benches --bench sha1`).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -11,6 +11,8 @@
 #   ours    batch 1/2  SrtpSender::protect_batch, batches of 1024, rayon pool of 1 / 2 threads
 #                      (multi-lane: HMAC-SHA-1 of 4 packets interleaved on SHA-NI, AES-CTR on VAES)
 #                      (one sender: index assignment sequential, crypto spread over the pool)
+#   ours    batch avx2 the same, pool of 1, SHA-NI forced off (MBMS_SHA1_KERNEL=avx2): the
+#                      8-lane AVX2 HMAC-SHA-1 that CPUs without SHA-NI use
 #   ours    unprotect  SrtpReceiver::unprotect, 1 thread (copy into a work buffer included)
 #   libsrtp 1/2        srtp_protect_mki loop on 1 / 2 pthreads, one session per thread
 # Needs a C compiler and libsrtp2 (apt-get install -y libsrtp2-dev).
@@ -57,10 +59,11 @@ echo "measuring ${payload}-byte payloads, ${duration} s each:" >&2
 ours_1="$(rate "$ours" protect "$duration" "$payload")"
 ours_b1="$(rate "$ours" batch "$duration" "$payload" 1)"
 ours_b2="$(rate "$ours" batch "$duration" "$payload" 2)"
+ours_bx="$(MBMS_SHA1_KERNEL=avx2 rate "$ours" batch "$duration" "$payload" 1)"
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
 lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"
-awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v ou="$ours_un" \
+awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v obx="$ours_bx" -v ou="$ours_un" \
     -v l1="$lib_1" -v l2="$lib_2" -v payload="$payload" -v cores="$(nproc)" \
     -v lib="${backend:-libsrtp2}" -v crypto="${crypto:-builtin}" '
 function row(name, v) { printf "%-44s %14.0f %12.1f\n", name, v, v * (12 + payload + 16) * 8 / 1e6 }
@@ -71,6 +74,7 @@ BEGIN {
     row("mbms-core protect_in_place, 1 thread", o1)
     row("mbms-core protect_batch, pool of 1", ob1)
     row("mbms-core protect_batch, pool of 2", ob2)
+    row("mbms-core protect_batch, pool of 1, AVX2", obx)
     row("mbms-core unprotect, 1 thread", ou)
     row("libsrtp srtp_protect_mki, 1 thread", l1)
     row("libsrtp srtp_protect_mki, 2 threads", l2)
@@ -78,6 +82,7 @@ BEGIN {
     printf "  ours / libsrtp, 1 core, single-lane (protect_in_place):   %6.2fx\n", o1 / l1
     printf "  ours / libsrtp, 1 core, multi-lane (protect_batch 1):     %6.2fx\n", ob1 / l1
     printf "  multi-lane / single-lane, 1 core:                         %6.2fx\n", ob1 / o1
+    printf "  multi-lane AVX2 (SHA-NI off) / libsrtp, 1 core:           %6.2fx\n", obx / l1
     printf "  ours / libsrtp, 2 cores (protect_batch 2 / 2 threads):    %6.2fx\n", ob2 / l2
     printf "  ours 2 threads / 1 thread (protect_batch pool 2 / 1):     %6.2fx\n", ob2 / ob1
     printf "  libsrtp 2 threads / 1 thread:                             %6.2fx\n", l2 / l1

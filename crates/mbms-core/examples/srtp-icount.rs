@@ -59,8 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown mode {other:?}: single or batch").into()),
     }
     println!(
-        "mode={mode} packets={packets} payload={payload} sha_ni_lanes={} vaes={}",
-        mbms_simd::sha_ni_active(),
+        "mode={mode} packets={packets} payload={payload} sha1_kernel={} vaes={}",
+        mbms_simd::sha1_kernel().name(),
         std::is_x86_feature_detected!("vaes")
     );
     Ok(())

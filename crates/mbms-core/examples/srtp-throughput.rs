@@ -16,6 +16,10 @@
 //!
 //! Prints `packets_per_second=<x>` (and a line with the parameters). Defaults: 3 s, 1200 bytes.
 //! The keys are fixed demo values.
+//!
+//! `MBMS_SHA1_KERNEL=avx2` forces SHA-NI off (the multi-lane HMAC then runs on the AVX2
+//! kernel, as on a CPU without SHA-NI), `MBMS_SHA1_KERNEL=portable` forces the portable SHA-1
+//! and AES paths; unset or `auto`, the fastest kernels the CPU has.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -50,6 +54,14 @@ fn main() -> Result<(), Error> {
     if !p.seconds.is_finite() || p.seconds <= 0.0 || p.threads == 0 || p.payload_len > 65_000 {
         return Err(usage.into());
     }
+    match std::env::var("MBMS_SHA1_KERNEL").as_deref() {
+        Err(_) | Ok("" | "auto") => {}
+        Ok("avx2") => mbms_simd::force(mbms_simd::Force::NoShaNi),
+        Ok("portable") => mbms_simd::force(mbms_simd::Force::Portable),
+        Ok(other) => {
+            return Err(format!("MBMS_SHA1_KERNEL={other:?}: auto, avx2 or portable").into());
+        }
+    }
     let (packets, elapsed) = match mode.as_str() {
         "protect" => protect(&p)?,
         "batch" => batch(&p)?,
@@ -58,9 +70,10 @@ fn main() -> Result<(), Error> {
     };
     let threads = if mode == "batch" { p.threads } else { 1 };
     println!(
-        "mode={mode} threads={threads} payload_len={} packets={packets} seconds={:.3}",
+        "mode={mode} threads={threads} payload_len={} packets={packets} seconds={:.3} sha1_kernel={}",
         p.payload_len,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        mbms_simd::sha1_kernel().name()
     );
     println!(
         "packets_per_second={:.0}",

@@ -140,14 +140,15 @@ pub fn srtp_roundtrip(data: &[u8]) {
 }
 
 /// Multi-lane HMAC-SHA-1 on an arbitrary batch (messages, keys and trailers cut from `data`)
-/// equals the `hmac` crate, on the SHA-NI kernel and on the forced portable path.
+/// equals the `hmac` crate, on the SHA-NI kernel, on the AVX2 kernel (SHA-NI forced off) and on
+/// the forced portable path.
 pub fn lanes_differential(data: &[u8]) {
     use crate::lanes::{HmacKey, MacInput, hmac_sha1_lanes};
     use hmac::{Hmac, Mac};
     let Some((&ctl, rest)) = data.split_first() else {
         return;
     };
-    let count = usize::from(ctl % 9) + 1;
+    let count = usize::from(ctl % 17) + 1;
     // Message i is the i-th of `count` slices of `rest`, of lengths driven by the bytes.
     let mut msgs = Vec::with_capacity(count);
     let mut at = 0usize;
@@ -169,8 +170,12 @@ pub fn lanes_differential(data: &[u8]) {
             trailer: trailers[i % 2],
         })
         .collect();
-    for force in [false, true] {
-        mbms_simd::set_force_portable(force);
+    for force in [
+        mbms_simd::Force::Nothing,
+        mbms_simd::Force::NoShaNi,
+        mbms_simd::Force::Portable,
+    ] {
+        mbms_simd::force(force);
         let mut out = vec![[0u8; 20]; inputs.len()];
         hmac_sha1_lanes(&inputs, &mut out);
         for (i, (o, m)) in out.iter().zip(&msgs).enumerate() {
@@ -180,10 +185,10 @@ pub fn lanes_differential(data: &[u8]) {
             h.update(m);
             h.update(trailers[i % 2]);
             let want: [u8; 20] = h.finalize().into_bytes().into();
-            assert_eq!(*o, want, "lane {i} of {count}, portable {force}");
+            assert_eq!(*o, want, "lane {i} of {count}, {force:?}");
         }
     }
-    mbms_simd::set_force_portable(false);
+    mbms_simd::force(mbms_simd::Force::Nothing);
 }
 
 /// Parse arbitrary bytes as an MSK key file: never panics; whatever parses renders to a file

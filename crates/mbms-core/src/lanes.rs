@@ -1,6 +1,7 @@
 //! HMAC-SHA-1 over many independent messages at once (the batch paths): the SHA-1 compressions
-//! of up to four messages run interleaved on SHA-NI through `mbms-simd`, which falls back to the
-//! portable path on other CPUs.
+//! of up to four messages run interleaved on SHA-NI, or of up to eight in AVX2 registers on
+//! CPUs without SHA-NI, through `mbms-simd`, which falls back to the portable path on other
+//! CPUs.
 //!
 //! ```text
 //! HMAC(K, m) = H((K ^ opad) ‖ H((K ^ ipad) ‖ m))      (RFC 2104)
@@ -13,8 +14,13 @@ use mbms_simd::{SHA1_IV, compress_lanes, portable};
 use sha1::{Digest, Sha1};
 use zeroize::Zeroize;
 
-/// Lanes processed together.
-pub(crate) const LANES: usize = 4;
+/// Most lanes processed together (the AVX2 kernel's width): the size of per-group arrays.
+pub(crate) const MAX_LANES: usize = 8;
+
+/// Lanes processed together on this CPU: 4 on SHA-NI, 8 on AVX2 ([`mbms_simd::preferred_lanes`]).
+pub(crate) fn lanes() -> usize {
+    mbms_simd::preferred_lanes().clamp(1, MAX_LANES)
+}
 
 /// An HMAC-SHA-1 key as the two SHA-1 states after its padded blocks. Zeroized on drop.
 #[derive(Clone)]
@@ -92,8 +98,13 @@ impl Tail {
 /// If `out` and `inputs` differ in length or a trailer is longer than 16 bytes.
 pub(crate) fn hmac_sha1_lanes(inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
     assert_eq!(inputs.len(), out.len(), "one output per input");
-    for (group, out) in inputs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+    let lanes = lanes();
+    for (group, out) in inputs.chunks(lanes).zip(out.chunks_mut(lanes)) {
         match group.len() {
+            8 => group_of::<8>(group, out),
+            7 => group_of::<7>(group, out),
+            6 => group_of::<6>(group, out),
+            5 => group_of::<5>(group, out),
             4 => group_of::<4>(group, out),
             3 => group_of::<3>(group, out),
             2 => group_of::<2>(group, out),
@@ -175,8 +186,15 @@ mod tests {
         h.finalize().into_bytes().into()
     }
 
-    /// Serialises the tests that switch the global forced-portable flag.
+    /// Serialises the tests that switch the global forced-kernel flag.
     static FLAG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Every cap on `mbms-simd`'s kernels: SHA-NI, AVX2 and portable SHA-1 on a CPU with all.
+    const FORCES: [mbms_simd::Force; 3] = [
+        mbms_simd::Force::Nothing,
+        mbms_simd::Force::NoShaNi,
+        mbms_simd::Force::Portable,
+    ];
 
     #[test]
     fn rfc2202_hmac_sha1_vectors() {
@@ -199,8 +217,8 @@ mod tests {
                 "aa4ae5e15272d00e95705637ce8a3b55ed402112",
             ),
         ];
-        for force in [false, true] {
-            mbms_simd::set_force_portable(force);
+        for force in FORCES {
+            mbms_simd::force(force);
             let keys: Vec<HmacKey> = cases.iter().map(|c| HmacKey::new(c.0)).collect();
             let inputs: Vec<MacInput<'_>> = cases
                 .iter()
@@ -215,10 +233,10 @@ mod tests {
             hmac_sha1_lanes(&inputs, &mut out);
             for (o, c) in out.iter().zip(&cases) {
                 let hex: String = o.iter().map(|b| format!("{b:02x}")).collect();
-                assert_eq!(hex, c.2);
+                assert_eq!(hex, c.2, "{force:?}");
             }
         }
-        mbms_simd::set_force_portable(false);
+        mbms_simd::force(mbms_simd::Force::Nothing);
     }
 
     #[test]
@@ -233,8 +251,8 @@ mod tests {
             HmacKey::new(b"short"),
         ];
         let raw: [&[u8]; 3] = [&[1; 20], &[2; 20], b"short"];
-        for force in [false, true] {
-            mbms_simd::set_force_portable(force);
+        for force in FORCES {
+            mbms_simd::force(force);
             // Lengths 0..=2048, in batches mixing lengths, keys and trailers; and the same lengths
             // in batches of equal lengths (every lane count 1..=4 and more).
             let lens: Vec<usize> = (0..=2048).collect();
@@ -258,11 +276,11 @@ mod tests {
                         &data[l % 50..l % 50 + l],
                         if l % 2 == 0 { &[0, 0, 0, 7] } else { &[] },
                     );
-                    assert_eq!(*o, want, "input {i}, length {l}, portable {force}");
+                    assert_eq!(*o, want, "input {i}, length {l}, {force:?}");
                 }
             }
             for l in [0usize, 55, 56, 63, 64, 119, 120, 1200, 2048] {
-                for lanes in 1..=9 {
+                for lanes in 1..=17 {
                     let inputs: Vec<MacInput<'_>> = (0..lanes)
                         .map(|j| MacInput {
                             key: &keys[j % 3],
@@ -276,12 +294,12 @@ mod tests {
                         assert_eq!(
                             *o,
                             reference(raw[j % 3], &data[j..j + l], &[9, 9, 9, 9]),
-                            "length {l}, lane {j} of {lanes}"
+                            "length {l}, lane {j} of {lanes}, {force:?}"
                         );
                     }
                 }
             }
         }
-        mbms_simd::set_force_portable(false);
+        mbms_simd::force(mbms_simd::Force::Nothing);
     }
 }

@@ -274,8 +274,22 @@ fn rcc_late_joiner_syncs_from_the_next_roc_carrying_packet() {
     }
 }
 
+/// On every SHA-1 kernel of `mbms-simd` (SHA-NI, AVX2 with SHA-NI forced off, portable), the
+/// batch path (multi-lane HMAC) gives what the one-packet path gives. The cap is process-wide:
+/// tests running meanwhile use whichever kernel is on, and all give the same bytes.
 #[test]
 fn batch_equals_one_at_a_time_and_keeps_order() {
+    for cap in [
+        mbms_simd::Force::NoShaNi,
+        mbms_simd::Force::Portable,
+        mbms_simd::Force::Nothing,
+    ] {
+        mbms_simd::force(cap);
+        batch_equals_one_at_a_time(cap);
+    }
+}
+
+fn batch_equals_one_at_a_time(cap: mbms_simd::Force) {
     for policy in policies() {
         let (mut tx1, _) = pair(policy);
         let (mut tx2, mut rx) = pair(policy);
@@ -302,7 +316,7 @@ fn batch_equals_one_at_a_time_and_keeps_order() {
             }
             let mut one = BytesMut::from(&p[..]);
             tx2.protect(&mut one).unwrap();
-            assert_eq!(batch[i], one, "{policy:?} packet {i}");
+            assert_eq!(batch[i], one, "{policy:?} packet {i}, {cap:?}");
         }
         // RCC receivers start on each SSRC's first ROC-carrying packet (SEQ = i, SEQ mod R = 0);
         // within one batch too.

@@ -3,12 +3,14 @@
 //! SHA-1 compression of several independent messages at once. One SHA-1 stream on SHA-NI is
 //! bound by the latency of `sha1rnds4` (each 4-round step waits for the previous one); the
 //! rounds of independent messages do not depend on each other, so interleaving 2 or 4 of them
-//! keeps the SHA unit busy.
+//! keeps the SHA unit busy. CPUs without SHA-NI but with AVX2 hash eight messages at once in
+//! the eight elements of AVX2 registers (multi-buffer SHA-1).
 //!
 //! The API is safe: [`compress_lanes`] checks its arguments and picks, at run time, the SHA-NI
-//! kernel or the portable path (the `sha1` crate's own compression, one lane after the other).
-//! [`set_force_portable`] forces the portable path, so tests cover both on a machine with
-//! SHA-NI.
+//! kernel, the AVX2 kernel or the portable path (the `sha1` crate's own compression, one lane
+//! after the other); [`sha1_kernel`] tells which, and [`preferred_lanes`] how many messages a
+//! caller should group. [`force`] caps the choice, so tests cover every path on a machine that
+//! has them all.
 //!
 //! [`aes128_ctr_xor`] runs AES-128 in counter mode two blocks per instruction with VAES (AVX2
 //! width) where the CPU has it, and tells the caller to use its portable cipher otherwise.
@@ -17,10 +19,11 @@
 #![warn(missing_docs)]
 
 mod aes;
+mod avx2;
 
 pub use aes::{Aes128RoundKeys, aes128_ctr_xor};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// SHA-1 initial state (FIPS 180-4 §5.3.1).
 pub const SHA1_IV: [u32; 5] = [
@@ -31,21 +34,92 @@ pub const SHA1_IV: [u32; 5] = [
     0xC3D2_E1F0,
 ];
 
-static FORCE_PORTABLE: AtomicBool = AtomicBool::new(false);
+/// The SHA-1 kernels [`compress_lanes`] chooses from, fastest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sha1Kernel {
+    /// SHA-NI, four messages interleaved.
+    ShaNi,
+    /// AVX2, eight messages in the elements of one register set.
+    Avx2,
+    /// The `sha1` crate, one message after the other.
+    Portable,
+}
 
-/// Forces the portable path even where SHA-NI is present (for tests and comparisons).
-pub fn set_force_portable(force: bool) {
-    FORCE_PORTABLE.store(force, Ordering::Relaxed);
+impl Sha1Kernel {
+    /// A short name for logs and benchmark output: `sha-ni`, `avx2` or `portable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ShaNi => "sha-ni",
+            Self::Avx2 => "avx2",
+            Self::Portable => "portable",
+        }
+    }
+}
+
+/// A cap on the kernels in use, for tests and comparisons ([`force`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Force {
+    /// The fastest kernels the CPU has (the default).
+    Nothing,
+    /// No SHA-NI: the AVX2 SHA-1 kernel where the CPU has AVX2 (as on a CPU without SHA-NI);
+    /// AES keeps VAES.
+    NoShaNi,
+    /// The portable paths only, SHA-1 and AES.
+    Portable,
+}
+
+static FORCE: AtomicU8 = AtomicU8::new(0);
+
+/// Caps the kernels in use, process-wide, from the next call on.
+pub fn force(f: Force) {
+    let v = match f {
+        Force::Nothing => 0,
+        Force::NoShaNi => 1,
+        Force::Portable => 2,
+    };
+    FORCE.store(v, Ordering::Relaxed);
+}
+
+/// Forces the portable paths even where SHA-NI, AVX2 or VAES are present (`true`), or lifts
+/// every cap (`false`); the same as [`force`] with [`Force::Portable`] or [`Force::Nothing`].
+pub fn set_force_portable(portable: bool) {
+    force(if portable {
+        Force::Portable
+    } else {
+        Force::Nothing
+    });
 }
 
 /// Whether the portable paths are forced.
 pub(crate) fn forced_portable() -> bool {
-    FORCE_PORTABLE.load(Ordering::Relaxed)
+    FORCE.load(Ordering::Relaxed) == 2
+}
+
+/// The SHA-1 kernel [`compress_lanes`] uses for two lanes or more.
+pub fn sha1_kernel() -> Sha1Kernel {
+    let cap = FORCE.load(Ordering::Relaxed);
+    if cap == 0 && x86::available() {
+        Sha1Kernel::ShaNi
+    } else if cap <= 1 && avx2::available() {
+        Sha1Kernel::Avx2
+    } else {
+        Sha1Kernel::Portable
+    }
 }
 
 /// Whether the multi-lane SHA-NI kernel is in use.
 pub fn sha_ni_active() -> bool {
-    !FORCE_PORTABLE.load(Ordering::Relaxed) && x86::available()
+    sha1_kernel() == Sha1Kernel::ShaNi
+}
+
+/// How many messages a caller should hand [`compress_lanes`] at once for the kernel in use: 4
+/// on SHA-NI (more lanes are no faster), 8 on AVX2 (its width), 4 on the portable path (where
+/// it makes no difference).
+pub fn preferred_lanes() -> usize {
+    match sha1_kernel() {
+        Sha1Kernel::ShaNi | Sha1Kernel::Portable => 4,
+        Sha1Kernel::Avx2 => avx2::WIDTH,
+    }
 }
 
 /// Compresses `blocks[i]` into `states[i]` for every lane `i`, as `sha1::compress` would one
@@ -63,11 +137,26 @@ pub fn compress_lanes<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]
     if len == 0 {
         return;
     }
-    if N > 1 && sha_ni_active() {
-        x86::compress(states, blocks);
-    } else {
-        for (state, data) in states.iter_mut().zip(blocks) {
-            portable(state, data);
+    match sha1_kernel() {
+        Sha1Kernel::ShaNi if N > 1 => x86::compress(states, blocks),
+        // One lane costs as much as eight, about 1.5 times the portable compression of one
+        // message (measured): two lanes and more are faster on the kernel.
+        Sha1Kernel::Avx2 if N > 1 => {
+            for (s, b) in states
+                .chunks_mut(avx2::WIDTH)
+                .zip(blocks.chunks(avx2::WIDTH))
+            {
+                if s.len() > 1 {
+                    avx2::compress(s, b);
+                } else {
+                    portable(&mut s[0], b[0]);
+                }
+            }
+        }
+        _ => {
+            for (state, data) in states.iter_mut().zip(blocks) {
+                portable(state, data);
+            }
         }
     }
 }

@@ -1,16 +1,30 @@
-//! The SHA-NI multi-lane kernel against the `sha1` crate, lane by lane, and against the
-//! FIPS 180-4 / RFC 3174 SHA-1 examples; both with the kernel and with the portable path forced.
+//! The SHA-NI and AVX2 multi-lane kernels against the `sha1` crate, lane by lane, and against
+//! the FIPS 180-4 / RFC 3174 SHA-1 examples; on every kernel this CPU has, each forced in turn,
+//! and on the portable path.
 
 #![allow(clippy::unwrap_used)]
 
-use mbms_simd::{SHA1_IV, compress_lanes, portable, set_force_portable, sha_ni_active};
+use mbms_simd::{
+    Force, SHA1_IV, Sha1Kernel, compress_lanes, force, portable, set_force_portable, sha_ni_active,
+    sha1_kernel,
+};
 use proptest::prelude::*;
 
 /// Serialises the tests that switch the global forced-portable flag, or that need it off.
 static FLAG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn flag() -> std::sync::MutexGuard<'static, ()> {
-    FLAG.lock().unwrap_or_else(|e| e.into_inner())
+/// Holds [`FLAG`]; lifts every cap when dropped, even when a test fails, so that one failure
+/// does not leave the next test on a forced kernel.
+struct Flag(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        force(Force::Nothing);
+    }
+}
+
+fn flag() -> Flag {
+    Flag(FLAG.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// SHA-1 of `msg` through `compress_lanes` with `N` lanes, every lane hashing `msg`.
@@ -41,6 +55,9 @@ fn sha1_lanes<const N: usize>(msgs: [&[u8]; N]) -> [[u8; 20]; N] {
     })
 }
 
+/// Every cap on the kernels: each kernel the CPU has is in use under one of them.
+const FORCES: [Force; 3] = [Force::Nothing, Force::NoShaNi, Force::Portable];
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -53,13 +70,16 @@ fn sha1_fips_180_examples_on_every_lane_count() {
     let two_blocks = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".as_slice();
     let want1 = "a9993e364706816aba3e25717850c26c9cd0d89d";
     let want2 = "84983e441c3bd26ebaae4aa1f95129e5e54670f1";
-    for force in [false, true] {
-        set_force_portable(force);
+    for cap in FORCES {
+        force(cap);
         assert_eq!(hex(&sha1_lanes([one_block])[0]), want1);
         for d in sha1_lanes([two_blocks; 2]) {
             assert_eq!(hex(&d), want2);
         }
         for d in sha1_lanes([two_blocks; 4]) {
+            assert_eq!(hex(&d), want2);
+        }
+        for d in sha1_lanes([two_blocks; 8]) {
             assert_eq!(hex(&d), want2);
         }
         // Different messages of the same padded length in one call stay apart.
@@ -68,8 +88,13 @@ fn sha1_fips_180_examples_on_every_lane_count() {
         assert_eq!(a, d);
         assert_ne!(a, b);
         assert_ne!(b, c);
+        let eight = sha1_lanes([b"abd", b"xyz", b"abc", b"ab", b"a", b"", b"xyz", b"abc"]);
+        assert_eq!(hex(&eight[2]), want1);
+        assert_eq!(eight[1], eight[6]);
+        assert_eq!(eight[0], b);
+        assert_eq!(hex(&eight[5]), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
-    set_force_portable(false);
+    force(Force::Nothing);
 }
 
 #[test]
@@ -77,32 +102,111 @@ fn the_kernel_is_in_use_on_this_machine_when_the_cpu_has_sha_ni() {
     let _flag = flag();
     if std::is_x86_feature_detected!("sha") {
         assert!(sha_ni_active());
+        assert_eq!(mbms_simd::preferred_lanes(), 4);
     }
+}
+
+#[test]
+fn each_cap_selects_the_kernel_it_names() {
+    let _flag = flag();
+    let avx2 = std::is_x86_feature_detected!("avx2");
+    force(Force::NoShaNi);
+    assert_eq!(
+        sha1_kernel(),
+        if avx2 {
+            Sha1Kernel::Avx2
+        } else {
+            Sha1Kernel::Portable
+        }
+    );
+    assert_eq!(mbms_simd::preferred_lanes(), if avx2 { 8 } else { 4 });
+    assert!(!sha_ni_active());
+    force(Force::Portable);
+    assert_eq!(sha1_kernel(), Sha1Kernel::Portable);
+    set_force_portable(false);
+    assert_eq!(
+        sha1_kernel() == Sha1Kernel::ShaNi,
+        std::is_x86_feature_detected!("sha")
+    );
+    force(Force::Nothing);
+}
+
+/// The lanes' initial states: distinct, so that a lane mixed up with another shows.
+fn init(i: usize) -> [u32; 5] {
+    let mut x = SHA1_IV;
+    x[0] ^= i as u32;
+    x
+}
+
+/// `compress_lanes` over the first `N` of `lanes`.
+fn run<const N: usize>(lanes: &[&[u8]]) -> Vec<[u32; 5]> {
+    let mut s: [[u32; 5]; N] = core::array::from_fn(init);
+    compress_lanes(&mut s, core::array::from_fn(|i| lanes[i]));
+    s.to_vec()
+}
+
+/// Every lane count from 1 to 17 (two AVX2 calls and a remainder at most), each lane its own
+/// message, on every kernel.
+#[test]
+fn every_lane_count_on_every_kernel() {
+    let _flag = flag();
+    let data: Vec<u8> = (0..17 * 3 * 64).map(|i| (i * 131 % 251) as u8).collect();
+    for cap in FORCES {
+        force(cap);
+        for nblocks in [1usize, 3] {
+            let lanes: Vec<&[u8]> = (0..17)
+                .map(|i| &data[i * 3 * 64..i * 3 * 64 + nblocks * 64])
+                .collect();
+            let want = |n: usize| -> Vec<[u32; 5]> {
+                (0..n)
+                    .map(|i| {
+                        let mut x = init(i);
+                        portable(&mut x, lanes[i]);
+                        x
+                    })
+                    .collect()
+            };
+            macro_rules! check {
+                ($($n:literal)*) => {$(
+                    assert_eq!(run::<$n>(&lanes), want($n), "{} lanes, {:?}", $n, cap);
+                )*};
+            }
+            check!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17);
+        }
+    }
+    force(Force::Nothing);
 }
 
 proptest! {
     #[test]
     fn lanes_equal_the_portable_path(
         nblocks in 0usize..6,
-        data in proptest::collection::vec(any::<u8>(), 4 * 6 * 64),
-        init in any::<[[u32; 5]; 4]>(),
+        data in proptest::collection::vec(any::<u8>(), 8 * 6 * 64),
+        init in any::<[[u32; 5]; 8]>(),
     ) {
         let _flag = flag();
-        prop_assert_eq!(sha_ni_active(), std::is_x86_feature_detected!("sha"));
         let lane = |i: usize| &data[i * 6 * 64..i * 6 * 64 + nblocks * 64];
         let mut expected = init;
         for (i, s) in expected.iter_mut().enumerate() {
             portable(s, lane(i));
         }
-        let mut four = init;
-        compress_lanes(&mut four, [lane(0), lane(1), lane(2), lane(3)]);
-        prop_assert_eq!(four, expected);
-        let mut two = [init[0], init[1]];
-        compress_lanes(&mut two, [lane(0), lane(1)]);
-        prop_assert_eq!(two, [expected[0], expected[1]]);
-        let mut one = [init[2]];
-        compress_lanes(&mut one, [lane(2)]);
-        prop_assert_eq!(one, [expected[2]]);
+        for cap in FORCES {
+            force(cap);
+            let mut eight = init;
+            compress_lanes(&mut eight, core::array::from_fn(lane));
+            prop_assert_eq!(eight, expected);
+            let mut four = [init[0], init[1], init[2], init[3]];
+            compress_lanes(&mut four, [lane(0), lane(1), lane(2), lane(3)]);
+            prop_assert_eq!(&four[..], &expected[..4]);
+            let mut two = [init[0], init[1]];
+            compress_lanes(&mut two, [lane(0), lane(1)]);
+            prop_assert_eq!(two, [expected[0], expected[1]]);
+            let mut one = [init[2]];
+            compress_lanes(&mut one, [lane(2)]);
+            prop_assert_eq!(one, [expected[2]]);
+        }
+        force(Force::Nothing);
+        prop_assert_eq!(sha_ni_active(), std::is_x86_feature_detected!("sha"));
     }
 }
 

@@ -8,7 +8,7 @@ use super::rtp::{RtpHeader, rtcp_ssrc};
 use super::session::{MasterKeys, tag_matches};
 use super::{RccMode, SrtpAuth, SrtpPolicy, UnprotectError, estimate_index, roc_of, seq_of};
 use crate::keys::{Mtk, MtkSalt};
-use crate::lanes::{LANES, MacInput, hmac_sha1_lanes};
+use crate::lanes::{MAX_LANES, MacInput, hmac_sha1_lanes, lanes};
 
 struct RecvKey {
     mki: Box<[u8]>,
@@ -277,7 +277,7 @@ impl SrtpReceiver {
             }
         }
         let (policy, keys) = (&self.policy, &self.keys);
-        crate::batch::for_each_chunk(&mut jobs, LANES, |group| open_group(policy, keys, group));
+        crate::batch::for_each_chunk(&mut jobs, lanes(), |group| open_group(policy, keys, group));
         let mut verdicts = vec![Ok(()); n];
         for (i, _, verdict) in jobs {
             verdicts[i] = verdict;
@@ -349,7 +349,7 @@ impl SrtpReceiver {
     }
 }
 
-/// The crypto of up to [`LANES`] packets (one, on the single-packet path): their MACs computed
+/// The crypto of up to [`lanes()`] packets (one, on the single-packet path): their MACs computed
 /// together (multi-lane HMAC-SHA-1), each verified in constant time, the authentic ones
 /// decrypted. Verdicts go into
 /// `verdicts[i]` for job `i`.
@@ -358,13 +358,16 @@ fn open_group(
     keys: &[RecvKey],
     jobs: &mut [(usize, Job<'_>, Result<(), UnprotectError>)],
 ) {
-    debug_assert!(jobs.len() <= LANES, "groups come from chunks of LANES");
-    let mut rocs = [[0u8; 4]; LANES];
+    debug_assert!(
+        jobs.len() <= MAX_LANES,
+        "groups come from chunks of lanes()"
+    );
+    let mut rocs = [[0u8; 4]; MAX_LANES];
     for (r, (_, job, _)) in rocs.iter_mut().zip(jobs.iter()) {
         *r = roc_of(job.index).to_be_bytes();
     }
-    let mut macs = [[0u8; 20]; LANES];
-    let mut slot = [usize::MAX; LANES];
+    let mut macs = [[0u8; 20]; MAX_LANES];
+    let mut slot = [usize::MAX; MAX_LANES];
     {
         let Some((_, first, _)) = jobs.first() else {
             return;
@@ -374,7 +377,7 @@ fn open_group(
             data: &[],
             trailer: &[],
         };
-        let mut inputs = [blank; LANES];
+        let mut inputs = [blank; MAX_LANES];
         let mut n = 0;
         for (i, (_, job, _)) in jobs.iter().enumerate() {
             if policy.srtp_auth.layout(job.seq).has_mac() {

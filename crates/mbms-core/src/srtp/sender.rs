@@ -9,7 +9,7 @@ use super::{
     ProtectError, SRTCP_MAX_PACKETS, SRTP_MAX_PACKETS, SrtpPolicy, estimate_index, roc_of, seq_of,
 };
 use crate::keys::{Mtk, MtkSalt};
-use crate::lanes::{LANES, MacInput, hmac_sha1_lanes};
+use crate::lanes::{MAX_LANES, MacInput, hmac_sha1_lanes, lanes};
 
 struct SendKey {
     mki: Box<[u8]>,
@@ -243,7 +243,9 @@ impl SrtpSender {
         }
         if let Some(key) = &self.key {
             let (policy, keys) = (&self.policy, &key.keys);
-            crate::batch::for_each_chunk(&mut jobs, LANES, |group| seal_group(policy, keys, group));
+            crate::batch::for_each_chunk(&mut jobs, lanes(), |group| {
+                seal_group(policy, keys, group)
+            });
         }
         pkts.iter_mut()
             .zip(outcome)
@@ -309,29 +311,32 @@ fn settle(
     r.map(|_| ())
 }
 
-/// The crypto of up to [`LANES`] prepared packets (one, on the single-packet path): encryption,
+/// The crypto of up to [`lanes()`] prepared packets (one, on the single-packet path): encryption,
 /// then their MACs computed together (multi-lane HMAC-SHA-1), then the tags.
 fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
-    debug_assert!(jobs.len() <= LANES, "groups come from chunks of LANES");
+    debug_assert!(
+        jobs.len() <= MAX_LANES,
+        "groups come from chunks of lanes()"
+    );
     let keys = &keys.srtp;
     if policy.srtp_encrypt {
         for job in jobs.iter_mut() {
             keys.crypt(job.ssrc, job.index, &mut job.pkt[job.hdr_len..job.end]);
         }
     }
-    let mut rocs = [[0u8; 4]; LANES];
+    let mut rocs = [[0u8; 4]; MAX_LANES];
     for (r, job) in rocs.iter_mut().zip(jobs.iter()) {
         *r = roc_of(job.index).to_be_bytes();
     }
-    let mut macs = [[0u8; 20]; LANES];
-    let mut slot = [usize::MAX; LANES];
+    let mut macs = [[0u8; 20]; MAX_LANES];
+    let mut slot = [usize::MAX; MAX_LANES];
     {
         let blank = MacInput {
             key: &keys.lanes,
             data: &[],
             trailer: &[],
         };
-        let mut inputs = [blank; LANES];
+        let mut inputs = [blank; MAX_LANES];
         let mut n = 0;
         for (i, job) in jobs.iter().enumerate() {
             if policy.srtp_auth.layout(job.seq).has_mac() {

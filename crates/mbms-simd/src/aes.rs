@@ -1,4 +1,5 @@
-//! AES-128 in counter mode with VAES: two blocks per `vaesenc`, eight blocks in flight.
+//! AES-128 in counter mode with VAES: two blocks per `vaesenc`, eight blocks in flight; the last
+//! partial 128 bytes get only the keystream blocks they need.
 
 /// AES-128 round keys (FIPS 197 §5.2), expanded with AES-NI. Zeroized on drop; never printed.
 #[derive(Clone)]
@@ -117,19 +118,24 @@ mod imp {
         rk
     }
 
-    /// Eight counter blocks (four registers of two), encrypted.
+    /// `2 * M` counter blocks (`M` registers of two) from `ctr` on, encrypted.
     ///
     /// # Safety
     /// The CPU must support VAES, AVX2 and AES-NI.
     #[inline]
     #[target_feature(enable = "vaes,avx2,aes,sse2")]
-    unsafe fn keystream8(rk: &[__m256i; 11], ctr: __m256i, bswap: __m256i) -> [__m256i; 4] {
+    unsafe fn keystream<const M: usize>(
+        rk: &[__m256i; 11],
+        ctr: __m256i,
+        bswap: __m256i,
+    ) -> [__m256i; M] {
         let two = _mm256_set_epi64x(0, 2, 0, 2);
-        let c1 = _mm256_add_epi64(ctr, two);
-        let c2 = _mm256_add_epi64(c1, two);
-        let c3 = _mm256_add_epi64(c2, two);
-        let mut b =
-            [ctr, c1, c2, c3].map(|c| _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk[0]));
+        let mut c = ctr;
+        let mut b = [ctr; M];
+        for x in b.iter_mut() {
+            *x = _mm256_xor_si256(_mm256_shuffle_epi8(c, bswap), rk[0]);
+            c = _mm256_add_epi64(c, two);
+        }
         for k in &rk[1..10] {
             for x in b.iter_mut() {
                 *x = _mm256_aesenc_epi128(*x, *k);
@@ -141,13 +147,48 @@ mod imp {
         b
     }
 
+    /// XORs `ks` into `data` (at most `32 * ks.len()` bytes): whole 32-byte pieces in place,
+    /// the last partial piece through a 32-byte stack buffer that is wiped afterwards (on the
+    /// receiving side it held plaintext, which the caller may wipe from `data` later).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn xor_tail(data: &mut [u8], ks: &[__m256i]) {
+        #[repr(align(32))]
+        struct Piece([u8; 32]);
+        debug_assert!(data.len() <= 32 * ks.len());
+        let mut pieces = data.chunks_exact_mut(32);
+        let mut keys = ks.iter();
+        for (piece, k) in (&mut pieces).zip(&mut keys) {
+            let p = piece.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `piece` is 32 bytes, the width of the unaligned load and store.
+            unsafe { _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), *k)) };
+        }
+        let last = pieces.into_remainder();
+        if let (false, Some(k)) = (last.is_empty(), keys.next()) {
+            let mut buf = Piece([0; 32]);
+            buf.0[..last.len()].copy_from_slice(last);
+            let p = buf.0.as_mut_ptr().cast::<__m256i>();
+            // SAFETY: `buf` is 32 bytes aligned to 32, so the aligned load and stores are inside
+            // it and aligned; the volatile store keeps the wipe from being optimised away.
+            unsafe {
+                _mm256_store_si256(p, _mm256_xor_si256(_mm256_load_si256(p), *k));
+                last.copy_from_slice(&buf.0[..last.len()]);
+                core::ptr::write_volatile(p, _mm256_setzero_si256());
+            }
+        }
+    }
+
     /// # Safety
     /// The CPU must support VAES, AVX2 and AES-NI; the low 64 bits of the counter must not wrap
     /// within `data.len().div_ceil(16)` blocks.
     #[target_feature(enable = "vaes,avx2,aes,sse2")]
     unsafe fn ctr_vaes(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
         // SAFETY: every load and store below addresses 32 bytes inside a 128-byte chunk of
-        // `data` or of the stack buffer `tail`, or the 16 bytes of a round key.
+        // `data`, or the 16 bytes of a round key; `xor_tail` stays inside the remainder it is
+        // given; the CPU has VAES, AVX2 and AES-NI (this function's contract).
         unsafe {
             let rk: [__m256i; 11] = core::array::from_fn(|i| {
                 _mm256_broadcastsi128_si256(_mm_loadu_si128(rk[i].as_ptr().cast()))
@@ -166,7 +207,7 @@ mod imp {
                 _mm256_set_epi64x(hi as i64, lo.wrapping_add(1) as i64, hi as i64, lo as i64);
             let mut chunks = data.chunks_exact_mut(128);
             for chunk in &mut chunks {
-                let ks = keystream8(&rk, ctr, bswap);
+                let ks = keystream::<4>(&rk, ctr, bswap);
                 ctr = _mm256_add_epi64(ctr, eight);
                 let p = chunk.as_mut_ptr().cast::<__m256i>();
                 for (i, k) in ks.iter().enumerate() {
@@ -174,19 +215,14 @@ mod imp {
                     _mm256_storeu_si256(p.add(i), _mm256_xor_si256(d, *k));
                 }
             }
+            // The last 1 to 127 bytes: only the keystream they need (2 blocks per register).
             let rest = chunks.into_remainder();
-            if !rest.is_empty() {
-                let ks = keystream8(&rk, ctr, bswap);
-                let mut tail = [0u8; 128];
-                let t = tail.as_mut_ptr().cast::<__m256i>();
-                for (i, k) in ks.iter().enumerate() {
-                    _mm256_storeu_si256(t.add(i), *k);
-                }
-                for (d, k) in rest.iter_mut().zip(tail.iter()) {
-                    *d ^= k;
-                }
-                // Keystream XOR ciphertext is plaintext: leave none on the stack.
-                zeroize::Zeroize::zeroize(&mut tail);
+            match rest.len().div_ceil(32) {
+                0 => {}
+                1 => xor_tail(rest, &keystream::<1>(&rk, ctr, bswap)),
+                2 => xor_tail(rest, &keystream::<2>(&rk, ctr, bswap)),
+                3 => xor_tail(rest, &keystream::<3>(&rk, ctr, bswap)),
+                _ => xor_tail(rest, &keystream::<4>(&rk, ctr, bswap)),
             }
         }
     }

@@ -14,8 +14,13 @@ use mbms_simd::{SHA1_IV, compress_lanes, portable};
 use sha1::{Digest, Sha1};
 use zeroize::Zeroize;
 
-/// Most lanes processed together (the AVX2 kernel's width): the size of per-group arrays.
+/// Most lanes processed together (the AVX2 kernel's width): the size of per-group arrays. The
+/// dispatch in [`hmac_sha1_lanes`] has one arm per group size up to this.
 pub(crate) const MAX_LANES: usize = 8;
+const _: () = assert!(
+    MAX_LANES == 8,
+    "hmac_sha1_lanes dispatches groups of 1 to 8"
+);
 
 /// Lanes processed together on this CPU: 4 on SHA-NI, 8 on AVX2 ([`mbms_simd::preferred_lanes`]).
 pub(crate) fn lanes() -> usize {
@@ -108,7 +113,9 @@ pub(crate) fn hmac_sha1_lanes(inputs: &[MacInput<'_>], out: &mut [[u8; 20]]) {
             4 => group_of::<4>(group, out),
             3 => group_of::<3>(group, out),
             2 => group_of::<2>(group, out),
-            _ => group_of::<1>(group, out),
+            1 => group_of::<1>(group, out),
+            // `lanes()` is at most MAX_LANES (8) and chunks are never empty.
+            n => unreachable!("a group of {n} lanes"),
         }
     }
 }
@@ -189,6 +196,19 @@ mod tests {
     /// Serialises the tests that switch the global forced-kernel flag.
     static FLAG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+    /// Holds [`FLAG`]; lifts every cap when dropped, also when the test fails.
+    struct Flag(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            mbms_simd::force(mbms_simd::Force::Nothing);
+        }
+    }
+
+    fn flag() -> Flag {
+        Flag(FLAG.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Every cap on `mbms-simd`'s kernels: SHA-NI, AVX2 and portable SHA-1 on a CPU with all.
     const FORCES: [mbms_simd::Force; 3] = [
         mbms_simd::Force::Nothing,
@@ -198,7 +218,7 @@ mod tests {
 
     #[test]
     fn rfc2202_hmac_sha1_vectors() {
-        let _flag = FLAG.lock().unwrap_or_else(|e| e.into_inner());
+        let _flag = flag();
         // RFC 2202 §3 test cases 1, 2 and 6 (key longer than a block).
         let cases: [(&[u8], &[u8], &str); 3] = [
             (
@@ -236,12 +256,11 @@ mod tests {
                 assert_eq!(hex, c.2, "{force:?}");
             }
         }
-        mbms_simd::force(mbms_simd::Force::Nothing);
     }
 
     #[test]
     fn every_length_up_to_2048_mixed_in_batches_equals_the_hmac_crate() {
-        let _flag = FLAG.lock().unwrap_or_else(|e| e.into_inner());
+        let _flag = flag();
         let data: Vec<u8> = (0..2100u32)
             .map(|i| (i * 31 + 7).to_le_bytes()[0])
             .collect();
@@ -300,6 +319,5 @@ mod tests {
                 }
             }
         }
-        mbms_simd::force(mbms_simd::Force::Nothing);
     }
 }

@@ -275,10 +275,19 @@ fn rcc_late_joiner_syncs_from_the_next_roc_carrying_packet() {
 }
 
 /// On every SHA-1 kernel of `mbms-simd` (SHA-NI, AVX2 with SHA-NI forced off, portable), the
-/// batch path (multi-lane HMAC) gives what the one-packet path gives. The cap is process-wide:
-/// tests running meanwhile use whichever kernel is on, and all give the same bytes.
+/// batch path (multi-lane HMAC) gives what the one-packet path gives. The cap is process-wide
+/// and not serialised: tests running meanwhile use whichever kernel is on, and all kernels give
+/// the same bytes.
 #[test]
 fn batch_equals_one_at_a_time_and_keeps_order() {
+    /// Lifts the cap when the test ends, also when it fails.
+    struct Uncap;
+    impl Drop for Uncap {
+        fn drop(&mut self) {
+            mbms_simd::force(mbms_simd::Force::Nothing);
+        }
+    }
+    let _uncap = Uncap;
     for cap in [
         mbms_simd::Force::NoShaNi,
         mbms_simd::Force::Portable,

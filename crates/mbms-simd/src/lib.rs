@@ -61,8 +61,10 @@ impl Sha1Kernel {
 pub enum Force {
     /// The fastest kernels the CPU has (the default).
     Nothing,
-    /// No SHA-NI: the AVX2 SHA-1 kernel where the CPU has AVX2 (as on a CPU without SHA-NI);
-    /// AES keeps VAES.
+    /// No SHA-NI kernel: multi-lane SHA-1 on the AVX2 kernel where the CPU has AVX2. AES keeps
+    /// VAES, and single messages keep the `sha1` crate (which uses SHA-NI where present), so
+    /// this measures the AVX2 kernel, not a whole CPU without SHA-NI (which would also lack
+    /// VAES if it is older than Ice Lake).
     NoShaNi,
     /// The portable paths only, SHA-1 and AES.
     Portable,
@@ -183,11 +185,11 @@ mod x86 {
     }
 
     pub(crate) fn compress<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]; N]) {
-        debug_assert!(available());
-        // SAFETY: the caller (`compress_lanes`) only calls this when `available()` said the CPU
-        // has SHA, SSE2, SSSE3 and SSE4.1, the target features `kernel` is compiled with; and it
-        // checked that every lane holds the same whole number of 64-byte blocks, which is all
-        // the memory `kernel` reads.
+        assert!(available(), "SHA-NI kernel without SHA-NI");
+        // SAFETY: the assertion just above established that the CPU has SHA, SSE2, SSSE3 and
+        // SSE4.1, the target features `kernel` is compiled with; and the caller
+        // (`compress_lanes`) checked that every lane holds the same whole number of 64-byte
+        // blocks, which is all the memory `kernel` reads.
         unsafe { kernel(states, blocks) }
     }
 

@@ -43,7 +43,20 @@ impl core::fmt::Debug for SrtpSender {
     }
 }
 
-/// One packet prepared for the parallel crypto phase: index assigned, MKI written.
+/// What the sequential phase decided for one packet: its index and where its parts lie.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    hdr_len: usize,
+    /// Length of the RTP packet (where the MKI goes).
+    end: usize,
+    /// Protected length.
+    total: usize,
+    ssrc: u32,
+    seq: u16,
+    index: u64,
+}
+
+/// One packet ready for the crypto: `pkt` is its protected length, MKI written.
 struct Job<'a> {
     pkt: &'a mut [u8],
     hdr_len: usize,
@@ -51,6 +64,34 @@ struct Job<'a> {
     ssrc: u32,
     seq: u16,
     index: u64,
+}
+
+impl<'a> Job<'a> {
+    /// Writes the MKI after the packet in `buf` and makes the job.
+    fn new(buf: &'a mut [u8], plan: &Plan, mki: &[u8]) -> Self {
+        let pkt = &mut buf[..plan.total];
+        pkt[plan.end..plan.end + mki.len()].copy_from_slice(mki);
+        Job {
+            pkt,
+            hdr_len: plan.hdr_len,
+            end: plan.end,
+            ssrc: plan.ssrc,
+            seq: plan.seq,
+            index: plan.index,
+        }
+    }
+
+    /// A placeholder filling the unused slots of a group's array; never sealed.
+    fn blank() -> Job<'static> {
+        Job {
+            pkt: &mut [],
+            hdr_len: 0,
+            end: 0,
+            ssrc: 0,
+            seq: 0,
+            index: 0,
+        }
+    }
 }
 
 impl SrtpSender {
@@ -148,18 +189,18 @@ impl SrtpSender {
         self.policy.mki_len + self.policy.srtp_auth.max_tag_len()
     }
 
-    /// Sequential phase: checks the packet, assigns its index, counts it against the key limit.
-    fn prepare<'a>(&mut self, buf: &'a mut [u8], len: usize) -> Result<Job<'a>, ProtectError> {
-        let hdr = RtpHeader::parse(
-            buf.get(..len)
-                .ok_or(ProtectError::Malformed("length beyond buffer"))?,
-        )?;
+    /// Sequential phase: checks the packet's header and the room in `buf`, assigns its index and
+    /// counts it against the key limit. `room` is the buffer length the packet will have (the
+    /// batch path grows its buffers later, in the parallel phase).
+    fn assign(&mut self, packet: &[u8], room: usize) -> Result<Plan, ProtectError> {
+        let hdr = RtpHeader::parse(packet)?;
         let key = self.key.as_mut().ok_or(ProtectError::NoKey)?;
         if key.srtp_packets >= SRTP_MAX_PACKETS {
             return Err(ProtectError::KeyExhausted);
         }
+        let len = packet.len();
         let total = len + self.policy.mki_len + self.policy.srtp_auth.tag_len(hdr.seq);
-        if buf.len() < total {
+        if room < total {
             return Err(ProtectError::BufferTooSmall { needed: total });
         }
         let stream = self.streams.entry(hdr.ssrc).or_default();
@@ -194,12 +235,10 @@ impl SrtpSender {
         }
         stream.last_index = Some(index);
         key.srtp_packets += 1;
-        let pkt = &mut buf[..total];
-        pkt[len..len + key.mki.len()].copy_from_slice(&key.mki);
-        Ok(Job {
-            pkt,
+        Ok(Plan {
             hdr_len: hdr.len,
             end: len,
+            total,
             ssrc: hdr.ssrc,
             seq: hdr.seq,
             index,
@@ -209,10 +248,14 @@ impl SrtpSender {
     /// Protects the RTP packet in `buf[..len]` in place; `buf` must have room for the MKI and
     /// tag after it. Returns the protected length.
     pub fn protect_in_place(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ProtectError> {
-        let job = self.prepare(buf, len)?;
-        let n = job.pkt.len();
-        seal_group(&self.policy, self.key_ref()?, &mut [job]);
-        Ok(n)
+        let packet = buf
+            .get(..len)
+            .ok_or(ProtectError::Malformed("length beyond buffer"))?;
+        let plan = self.assign(packet, buf.len())?;
+        let key = self.key.as_ref().ok_or(ProtectError::NoKey)?;
+        let job = Job::new(buf, &plan, &key.mki);
+        seal_group(&self.policy, &key.keys, &mut [job]);
+        Ok(plan.total)
     }
 
     /// Protects an RTP packet held in a `BytesMut`, growing it by the MKI and tag.
@@ -223,41 +266,29 @@ impl SrtpSender {
         settle(pkt, len, r)
     }
 
-    /// Protects a batch: indexes assigned in order, crypto spread over rayon's pool. Result `i`
-    /// belongs to packet `i`; a refused packet is left as it was. Reserve
-    /// [`max_overhead`](Self::max_overhead) bytes of capacity per packet to avoid reallocation.
+    /// Protects a batch: indexes assigned in order, then the crypto spread over rayon's pool
+    /// (with growing each packet by its MKI and tag, so that the sequential part is only the
+    /// header checks and the index). Result `i` belongs to packet `i`; a refused packet is left
+    /// as it was. Reserve [`max_overhead`](Self::max_overhead) bytes of capacity per packet to
+    /// avoid reallocation.
     pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
         let overhead = self.max_overhead();
-        let mut outcome = Vec::with_capacity(pkts.len());
-        let mut jobs = Vec::with_capacity(pkts.len());
-        for pkt in pkts.iter_mut() {
-            let len = pkt.len();
-            pkt.resize(len + overhead, 0);
-            match self.prepare(AsMut::<[u8]>::as_mut(pkt), len) {
-                Ok(job) => {
-                    outcome.push((len, Ok(job.pkt.len())));
-                    jobs.push(job);
-                }
-                Err(e) => outcome.push((len, Err(e))),
-            }
-        }
+        let plans: Vec<Result<Plan, ProtectError>> = pkts
+            .iter()
+            .map(|p| self.assign(p, p.len() + overhead))
+            .collect();
         if let Some(key) = &self.key {
-            let (policy, keys) = (&self.policy, &key.keys);
-            crate::batch::for_each_chunk(&mut jobs, lanes(), |group| {
-                seal_group(policy, keys, group)
+            let (policy, keys, mki) = (&self.policy, &key.keys, &key.mki[..]);
+            let mut work: Vec<(&mut BytesMut, Option<&Plan>)> = pkts
+                .iter_mut()
+                .zip(&plans)
+                .map(|(p, r)| (p, r.as_ref().ok()))
+                .collect();
+            crate::batch::for_each_chunk(&mut work, lanes(), |group| {
+                seal_packets(policy, keys, mki, overhead, group);
             });
         }
-        pkts.iter_mut()
-            .zip(outcome)
-            .map(|(pkt, (len, r))| settle(pkt, len, r))
-            .collect()
-    }
-
-    fn key_ref(&self) -> Result<&MasterKeys, ProtectError> {
-        self.key
-            .as_ref()
-            .map(|k| &k.keys)
-            .ok_or(ProtectError::NoKey)
+        plans.into_iter().map(|r| r.map(|_| ())).collect()
     }
 
     /// Protects the RTCP packet in `buf[..len]` in place (RFC 3711 §3.4): encrypts from byte 8,
@@ -309,6 +340,42 @@ fn settle(
 ) -> Result<(), ProtectError> {
     pkt.truncate(*r.as_ref().unwrap_or(&len));
     r.map(|_| ())
+}
+
+/// Grows each planned packet of a group by its MKI and tag, seals them together, and cuts
+/// each to its protected length; packets without a plan (refused) are left as they were.
+fn seal_packets(
+    policy: &SrtpPolicy,
+    keys: &MasterKeys,
+    mki: &[u8],
+    overhead: usize,
+    group: &mut [(&mut BytesMut, Option<&Plan>)],
+) {
+    debug_assert!(
+        group.len() <= MAX_LANES,
+        "groups come from chunks of lanes()"
+    );
+    for (pkt, plan) in group.iter_mut() {
+        if let Some(plan) = plan {
+            pkt.resize(plan.end + overhead, 0);
+        }
+    }
+    {
+        let mut jobs: [Job<'_>; MAX_LANES] = core::array::from_fn(|_| Job::blank());
+        let mut n = 0;
+        for (pkt, plan) in group.iter_mut() {
+            if let Some(plan) = plan {
+                jobs[n] = Job::new(pkt, plan, mki);
+                n += 1;
+            }
+        }
+        seal_group(policy, keys, &mut jobs[..n]);
+    }
+    for (pkt, plan) in group.iter_mut() {
+        if let Some(plan) = plan {
+            pkt.truncate(plan.total);
+        }
+    }
 }
 
 /// The crypto of up to [`lanes()`] prepared packets (one, on the single-packet path): encryption,

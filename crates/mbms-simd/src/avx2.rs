@@ -2,9 +2,9 @@
 //! (multi-buffer SHA-1), for CPUs without SHA-NI: element `l` of every register belongs to lane
 //! `l`, and each FIPS 180-4 §6.1.2 step is one vector instruction for all eight lanes.
 //!
-//! Measured on this project's 2-vCPU AMD EPYC (which has SHA-NI, forced off): 19–24 ns per
+//! Measured on this project's 2-vCPU AMD EPYC (which has SHA-NI, forced off): 18–24 ns per
 //! block per lane, against 131 ns per block for the `sha1` crate's software compression (a
-//! throwaway build with its `force-soft` feature); the 4-lane SHA-NI kernel runs at 16–22 ns.
+//! throwaway build with its `force-soft` feature); the 4-lane SHA-NI kernel runs at 15–22 ns.
 
 /// Lanes per kernel call.
 pub(crate) const WIDTH: usize = 8;

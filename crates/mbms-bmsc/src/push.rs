@@ -255,19 +255,7 @@ impl PushSocket {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }
-}
 
-impl Drop for PushSocket {
-    /// Wakes the receiving thread at once (its receive returns), so that it sees the engine
-    /// gone and lets the socket go.
-    fn drop(&mut self) {
-        // Closed first, so that the woken thread finds it closed and ends.
-        self.incoming.close();
-        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Read);
-    }
-}
-
-impl PushSocket {
     /// Runs `send` until it does not find the send buffer full (nor is interrupted).
     async fn send<T>(
         &self,
@@ -282,6 +270,16 @@ impl PushSocket {
                 r => return r,
             }
         }
+    }
+}
+
+impl Drop for PushSocket {
+    /// Wakes the receiving thread at once (its receive returns), so that it sees the engine
+    /// gone and lets the socket go.
+    fn drop(&mut self) {
+        // Closed first, so that the woken thread finds it closed and ends.
+        self.incoming.close();
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Read);
     }
 }
 
@@ -407,18 +405,16 @@ impl Engine {
     /// Seals and sends `jobs` in chunks; chunk `k + 1` is sealed while chunk `k` is sent.
     async fn deliver(&mut self, jobs: Vec<PushJob>) {
         // Owned chunks: the jobs move into the sealing tasks, nothing is copied.
-        let jobs = jobs.into_iter();
         // A chunk's jobs all take a shared counter or all their own, so that the counters
         // are reserved in the order the messages leave.
-        let mut jobs = jobs.peekable();
+        let mut jobs = jobs.into_iter().peekable();
         let mut chunks = std::iter::from_fn(|| {
             let shared = jobs.peek()?.shared_counter;
             let mut chunk = Vec::with_capacity(BATCH.min(jobs.len()));
-            while chunk.len() < BATCH {
-                match jobs.next_if(|j| j.shared_counter == shared) {
-                    Some(job) => chunk.push(job),
-                    None => break,
-                }
+            while chunk.len() < BATCH
+                && let Some(job) = jobs.next_if(|j| j.shared_counter == shared)
+            {
+                chunk.push(job);
             }
             Some(chunk)
         });

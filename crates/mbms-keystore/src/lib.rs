@@ -283,6 +283,15 @@ fn msk_key(kd: KeyDomainId, msk_id: MskId) -> ([u8; 3], i64) {
 /// UE, with it. A shared batch thus raises the floor by at most this much plus its repeats.
 pub const SHARED_COUNTER_SLACK: i64 = 1 << 16;
 
+/// The MUK counter floor as stored, checked: a value outside `0..=u32::MAX` is damage.
+fn checked_floor(high: i64) -> Result<i64, StoreError> {
+    if (0..=i64::from(u32::MAX)).contains(&high) {
+        Ok(high)
+    } else {
+        Err(StoreError::Corrupt("muk_floor.high"))
+    }
+}
+
 /// What a shared MUK counter reservation hands out and writes.
 struct SharedPlan<'a> {
     /// Item `i`'s value (`None`: unknown UE, damaged or exhausted counter).

@@ -1186,14 +1186,7 @@ fn reserve_muk(
             .filter(|(_, (_, _, changed))| *changed)
             .map(|(btid, (counter, _, _))| (btid.as_str(), *counter))
             .unzip();
-        if !names.is_empty() {
-            db.execute(
-                "UPDATE ue SET counter = v.counter \
-                 FROM unnest($1::text[], $2::bigint[]) AS v (btid, counter) \
-                 WHERE ue.btid = v.btid",
-                &[&names, &counters],
-            )?;
-        }
+        write_counters(db, &names, &counters)?;
         Ok(out)
     })
 }
@@ -1231,11 +1224,24 @@ fn muk_floor(db: &mut Db<'_, Transaction<'_>>, raise: bool) -> Result<i64, Store
     let high: i64 = row
         .try_get(0)
         .map_err(|_| StoreError::Corrupt("muk_floor.high"))?;
-    if (0..=i64::from(u32::MAX)).contains(&high) {
-        Ok(high)
-    } else {
-        Err(StoreError::Corrupt("muk_floor.high"))
+    crate::checked_floor(high)
+}
+
+/// Sets the stored counter of each UE of `names` to the matching one of `counters`.
+fn write_counters(
+    db: &mut Db<'_, Transaction<'_>>,
+    names: &[&str],
+    counters: &[i64],
+) -> Result<(), StoreError> {
+    if !names.is_empty() {
+        db.execute(
+            "UPDATE ue SET counter = v.counter \
+             FROM unnest($1::text[], $2::bigint[]) AS v (btid, counter) \
+             WHERE ue.btid = v.btid",
+            &[&names, &counters],
+        )?;
     }
+    Ok(())
 }
 
 pub(crate) fn reserve_shared_muk_counter_with_keys(
@@ -1272,16 +1278,9 @@ pub(crate) fn reserve_shared_muk_counter_with_keys(
         if let Some(high) = plan.floor {
             db.execute("UPDATE muk_floor SET high = $1 WHERE id = 1", &[&high])?;
         }
-        if !plan.own.is_empty() {
-            let (names, counters): (Vec<&str>, Vec<i64>) =
-                plan.own.iter().map(|(b, c)| (*b, *c)).unzip();
-            db.execute(
-                "UPDATE ue SET counter = v.counter \
-                 FROM unnest($1::text[], $2::bigint[]) AS v (btid, counter) \
-                 WHERE ue.btid = v.btid",
-                &[&names, &counters],
-            )?;
-        }
+        let (names, counters): (Vec<&str>, Vec<i64>) =
+            plan.own.iter().map(|(b, c)| (*b, *c)).unzip();
+        write_counters(db, &names, &counters)?;
         btids
             .iter()
             .zip(plan.values)

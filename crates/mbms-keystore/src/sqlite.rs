@@ -756,11 +756,7 @@ fn muk_floor(conn: &Connection) -> Result<i64, StoreError> {
     let high: i64 = conn
         .prepare_cached("SELECT high FROM muk_floor WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
-    if (0..=i64::from(u32::MAX)).contains(&high) {
-        Ok(high)
-    } else {
-        Err(StoreError::Corrupt("muk_floor.high"))
-    }
+    crate::checked_floor(high)
 }
 
 pub(crate) fn reserve_muk_counters(

@@ -44,7 +44,7 @@ impl core::fmt::Debug for SrtpSender {
 }
 
 /// What the sequential phase decided for one packet: its index and where its parts lie.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Plan {
     hdr_len: usize,
     /// Length of the RTP packet (where the MKI goes).
@@ -59,37 +59,22 @@ struct Plan {
 /// One packet ready for the crypto: `pkt` is its protected length, MKI written.
 struct Job<'a> {
     pkt: &'a mut [u8],
-    hdr_len: usize,
-    end: usize,
-    ssrc: u32,
-    seq: u16,
-    index: u64,
+    plan: Plan,
 }
 
 impl<'a> Job<'a> {
     /// Writes the MKI after the packet in `buf` and makes the job.
-    fn new(buf: &'a mut [u8], plan: &Plan, mki: &[u8]) -> Self {
+    fn new(buf: &'a mut [u8], plan: Plan, mki: &[u8]) -> Self {
         let pkt = &mut buf[..plan.total];
         pkt[plan.end..plan.end + mki.len()].copy_from_slice(mki);
-        Job {
-            pkt,
-            hdr_len: plan.hdr_len,
-            end: plan.end,
-            ssrc: plan.ssrc,
-            seq: plan.seq,
-            index: plan.index,
-        }
+        Job { pkt, plan }
     }
 
     /// A placeholder filling the unused slots of a group's array; never sealed.
     fn blank() -> Job<'static> {
         Job {
             pkt: &mut [],
-            hdr_len: 0,
-            end: 0,
-            ssrc: 0,
-            seq: 0,
-            index: 0,
+            plan: Plan::default(),
         }
     }
 }
@@ -253,7 +238,7 @@ impl SrtpSender {
             .ok_or(ProtectError::Malformed("length beyond buffer"))?;
         let plan = self.assign(packet, buf.len())?;
         let key = self.key.as_ref().ok_or(ProtectError::NoKey)?;
-        let job = Job::new(buf, &plan, &key.mki);
+        let job = Job::new(buf, plan, &key.mki);
         seal_group(&self.policy, &key.keys, &mut [job]);
         Ok(plan.total)
     }
@@ -279,10 +264,11 @@ impl SrtpSender {
             .collect();
         if let Some(key) = &self.key {
             let (policy, keys, mki) = (&self.policy, &key.keys, &key.mki[..]);
-            let mut work: Vec<(&mut BytesMut, Option<&Plan>)> = pkts
+            // Refused packets stay out: they are left as they were.
+            let mut work: Vec<(&mut BytesMut, Plan)> = pkts
                 .iter_mut()
                 .zip(&plans)
-                .map(|(p, r)| (p, r.as_ref().ok()))
+                .filter_map(|(p, r)| Some((p, *r.as_ref().ok()?)))
                 .collect();
             crate::batch::for_each_chunk(&mut work, lanes(), |group| {
                 seal_packets(policy, keys, mki, overhead, group);
@@ -342,39 +328,30 @@ fn settle(
     r.map(|_| ())
 }
 
-/// Grows each planned packet of a group by its MKI and tag, seals them together, and cuts
-/// each to its protected length; packets without a plan (refused) are left as they were.
+/// Grows each packet of a group by its MKI and tag, seals them together, and cuts each to its
+/// protected length.
 fn seal_packets(
     policy: &SrtpPolicy,
     keys: &MasterKeys,
     mki: &[u8],
     overhead: usize,
-    group: &mut [(&mut BytesMut, Option<&Plan>)],
+    group: &mut [(&mut BytesMut, Plan)],
 ) {
     debug_assert!(
         group.len() <= MAX_LANES,
         "groups come from chunks of lanes()"
     );
-    for (pkt, plan) in group.iter_mut() {
-        if let Some(plan) = plan {
-            pkt.resize(plan.end + overhead, 0);
-        }
-    }
+    let n = group.len();
     {
         let mut jobs: [Job<'_>; MAX_LANES] = core::array::from_fn(|_| Job::blank());
-        let mut n = 0;
-        for (pkt, plan) in group.iter_mut() {
-            if let Some(plan) = plan {
-                jobs[n] = Job::new(pkt, plan, mki);
-                n += 1;
-            }
+        for (job, (pkt, plan)) in jobs.iter_mut().zip(group.iter_mut()) {
+            pkt.resize(plan.end + overhead, 0);
+            *job = Job::new(pkt, *plan, mki);
         }
         seal_group(policy, keys, &mut jobs[..n]);
     }
     for (pkt, plan) in group.iter_mut() {
-        if let Some(plan) = plan {
-            pkt.truncate(plan.total);
-        }
+        pkt.truncate(plan.total);
     }
 }
 
@@ -388,12 +365,13 @@ fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
     let keys = &keys.srtp;
     if policy.srtp_encrypt {
         for job in jobs.iter_mut() {
-            keys.crypt(job.ssrc, job.index, &mut job.pkt[job.hdr_len..job.end]);
+            let p = &job.plan;
+            keys.crypt(p.ssrc, p.index, &mut job.pkt[p.hdr_len..p.end]);
         }
     }
     let mut rocs = [[0u8; 4]; MAX_LANES];
     for (r, job) in rocs.iter_mut().zip(jobs.iter()) {
-        *r = roc_of(job.index).to_be_bytes();
+        *r = roc_of(job.plan.index).to_be_bytes();
     }
     let mut macs = [[0u8; 20]; MAX_LANES];
     let mut slot = [usize::MAX; MAX_LANES];
@@ -406,10 +384,10 @@ fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
         let mut inputs = [blank; MAX_LANES];
         let mut n = 0;
         for (i, job) in jobs.iter().enumerate() {
-            if policy.srtp_auth.layout(job.seq).has_mac() {
+            if policy.srtp_auth.layout(job.plan.seq).has_mac() {
                 inputs[n] = MacInput {
                     key: &keys.lanes,
-                    data: &job.pkt[..job.end],
+                    data: &job.pkt[..job.plan.end],
                     trailer: &rocs[i],
                 };
                 slot[i] = n;
@@ -419,8 +397,12 @@ fn seal_group(policy: &SrtpPolicy, keys: &MasterKeys, jobs: &mut [Job<'_>]) {
         hmac_sha1_lanes(&inputs[..n], &mut macs[..n]);
     }
     for (i, job) in jobs.iter_mut().enumerate() {
-        let layout = policy.srtp_auth.layout(job.seq);
+        let layout = policy.srtp_auth.layout(job.plan.seq);
         let mac = macs.get(slot[i]).copied().unwrap_or([0; 20]);
-        layout.write(&mut job.pkt[job.end + policy.mki_len..], &rocs[i], &mac);
+        layout.write(
+            &mut job.pkt[job.plan.end + policy.mki_len..],
+            &rocs[i],
+            &mac,
+        );
     }
 }

@@ -1015,14 +1015,7 @@ pub fn shared_muk_counters_are_not_dragged_by_one_ue_nor_pass_u32_max(b: &dyn Ba
 /// each thread gets for a UE rise, and the stored counter is at least the highest handed out.
 pub fn concurrent_shared_and_own_muk_counters_never_repeat_for_a_ue(b: &dyn Backend) {
     const THREADS: usize = 3;
-    {
-        let mut store = b.open();
-        for (i, ue) in UES.iter().enumerate() {
-            store
-                .put_ue(ue, &keys(u8::try_from(i).unwrap(), None))
-                .unwrap();
-        }
-    }
+    provision_ues(b);
     let barrier = std::sync::Barrier::new(THREADS);
     let handed: Vec<Vec<(String, u32)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
@@ -1033,23 +1026,19 @@ pub fn concurrent_shared_and_own_muk_counters_never_repeat_for_a_ue(b: &dyn Back
                     let mut got = Vec::new();
                     barrier.wait();
                     for i in 0..40usize {
-                        let values = if (i + t) % 2 == 0 {
-                            store.reserve_shared_muk_counter_with_keys(&UES).unwrap()
+                        let (batch, values) = if (i + t) % 2 == 0 {
+                            let values = store.reserve_shared_muk_counter_with_keys(&UES);
+                            (UES.to_vec(), values.unwrap())
                         } else {
                             let some = &UES[t % UES.len()..];
                             let mut batch = some.to_vec();
                             batch.push(some[0]);
-                            let values = store.reserve_muk_counters_with_keys(&batch).unwrap();
-                            got.extend(
-                                batch
-                                    .iter()
-                                    .zip(values)
-                                    .map(|(ue, v)| ((*ue).to_owned(), v.unwrap().0)),
-                            );
-                            continue;
+                            let values = store.reserve_muk_counters_with_keys(&batch);
+                            (batch, values.unwrap())
                         };
                         got.extend(
-                            UES.iter()
+                            batch
+                                .iter()
                                 .zip(values)
                                 .map(|(ue, v)| ((*ue).to_owned(), v.unwrap().0)),
                         );
@@ -1586,6 +1575,16 @@ struct Handed {
 
 const UES: [&str; 5] = ["ue0", "ue1", "ue2", "ue3", "ue4"];
 
+/// Provisions every UE of [`UES`], each with its own keys.
+fn provision_ues(b: &dyn Backend) {
+    let mut store = b.open();
+    for (i, ue) in UES.iter().enumerate() {
+        store
+            .put_ue(ue, &keys(u8::try_from(i).unwrap(), None))
+            .unwrap();
+    }
+}
+
 /// Four stores (connections) on one state, each in its own thread, reserve MTK ID blocks and
 /// MIKEY counter blocks of the same MSK, MUK counters of the same UEs (batches in different
 /// orders, with repeats), set the current MTK and raise SRTP marks, for about 2 s. No value
@@ -1594,14 +1593,7 @@ pub fn concurrent_stores_never_hand_out_a_value_twice(b: &dyn Backend) {
     const THREADS: usize = 4;
     let run = Duration::from_secs(2);
     let validity = interval(1, u16::MAX);
-    {
-        let mut store = b.open();
-        for (i, ue) in UES.iter().enumerate() {
-            store
-                .put_ue(ue, &keys(u8::try_from(i).unwrap(), None))
-                .unwrap();
-        }
-    }
+    provision_ues(b);
     let barrier = std::sync::Barrier::new(THREADS);
     let handed: Vec<Handed> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)

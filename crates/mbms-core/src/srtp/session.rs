@@ -77,14 +77,14 @@ impl SessionKeys {
     pub(crate) fn crypt(&self, ssrc: u32, index: u64, data: &mut [u8]) {
         //= RFC 3711 §4.1.1
         //# IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16)
-        let mut iv = [0u8; 16];
-        iv[..14].copy_from_slice(&self.salt[..]);
-        for (o, b) in iv[4..8].iter_mut().zip(ssrc.to_be_bytes()) {
-            *o ^= b;
-        }
-        for (o, b) in iv[8..14].iter_mut().zip(&index.to_be_bytes()[2..]) {
-            *o ^= b;
-        }
+        // As one 128-bit big-endian number: k_s in bytes 0..14, SSRC in 4..8, i (48 bits) in
+        // 8..14.
+        let mut salt = [0u8; 16];
+        salt[..14].copy_from_slice(&self.salt[..]);
+        let iv = (u128::from_be_bytes(salt)
+            ^ (u128::from(ssrc) << 64)
+            ^ (u128::from(index & 0xFFFF_FFFF_FFFF) << 16))
+            .to_be_bytes();
         // VAES where the CPU has it, else the `aes` crate (AES-NI or software).
         if !mbms_simd::aes128_ctr_xor(&self.round_keys, &iv, data) {
             aes_cm_xor(&self.cipher, &iv, data);

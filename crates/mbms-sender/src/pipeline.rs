@@ -308,8 +308,9 @@ fn read_loop(
 #[derive(Default)]
 struct SeqMap {
     /// Per SSRC: the last sequence number sent (across passes), and the offset of the pass
-    /// it was fixed in.
-    streams: std::collections::HashMap<u32, SeqStream>,
+    /// it was fixed in. Looked up once a packet: the fast SSRC hasher, not SipHash (the SSRCs
+    /// come from the operator's own capture or generator).
+    streams: mbms_core::srtp::SsrcMap<SeqStream>,
     /// The current pass of the source.
     pass: u64,
 }

@@ -125,9 +125,10 @@ pub fn seq_of(index: u64) -> u16 {
 
 /// A fast hasher for SSRC-keyed maps (multiply-rotate, as rustc's FxHash). The receiver only
 /// inserts SSRCs of authenticated packets, so forged SSRCs cannot fill its maps with colliding
-/// keys; lookups of unknown SSRCs cost one probe sequence each.
+/// keys; lookups of unknown SSRCs cost one probe sequence each. Not for maps whose keys an
+/// attacker chooses freely.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct SsrcHasher(u64);
+pub struct SsrcHasher(u64);
 
 impl core::hash::Hasher for SsrcHasher {
     fn finish(&self) -> u64 {
@@ -149,6 +150,6 @@ impl core::hash::Hasher for SsrcHasher {
     }
 }
 
-/// Map from SSRC to per-stream state.
-pub(crate) type SsrcMap<V> =
-    std::collections::HashMap<u32, V, core::hash::BuildHasherDefault<SsrcHasher>>;
+/// Map from SSRC to per-stream state (one per packet on the batch paths, so [`SsrcHasher`], not
+/// SipHash).
+pub type SsrcMap<V> = std::collections::HashMap<u32, V, core::hash::BuildHasherDefault<SsrcHasher>>;

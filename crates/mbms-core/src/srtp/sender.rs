@@ -258,23 +258,27 @@ impl SrtpSender {
     /// avoid reallocation.
     pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
         let overhead = self.max_overhead();
-        let plans: Vec<Result<Plan, ProtectError>> = pkts
-            .iter()
-            .map(|p| self.assign(p, p.len() + overhead))
-            .collect();
+        // One pass in order: each packet's result, and the work for the accepted ones (refused
+        // packets stay out: they are left as they were).
+        let mut results = Vec::with_capacity(pkts.len());
+        let mut work: Vec<(&mut BytesMut, Plan)> = Vec::with_capacity(pkts.len());
+        for p in pkts.iter_mut() {
+            match self.assign(p, p.len() + overhead) {
+                Ok(plan) => {
+                    results.push(Ok(()));
+                    work.push((p, plan));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        // Without a key every packet was refused (`NoKey`): there is no work.
         if let Some(key) = &self.key {
             let (policy, keys, mki) = (&self.policy, &key.keys, &key.mki[..]);
-            // Refused packets stay out: they are left as they were.
-            let mut work: Vec<(&mut BytesMut, Plan)> = pkts
-                .iter_mut()
-                .zip(&plans)
-                .filter_map(|(p, r)| Some((p, *r.as_ref().ok()?)))
-                .collect();
             crate::batch::for_each_chunk(&mut work, lanes(), |group| {
                 seal_packets(policy, keys, mki, overhead, group);
             });
         }
-        plans.into_iter().map(|r| r.map(|_| ())).collect()
+        results
     }
 
     /// Protects the RTCP packet in `buf[..len]` in place (RFC 3711 §3.4): encrypts from byte 8,

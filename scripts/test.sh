@@ -36,11 +36,12 @@ demo_dir="$(mktemp -d)"
 (cd "$demo_dir" && cargo run --quiet --locked --manifest-path "$OLDPWD/Cargo.toml" -p mbms-sender -- demo --duration 1 >/dev/null)
 rm -rf "$demo_dir"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
-echo "== sender, receiver and BM-SC bench scripts run (one short round each)"
+echo "== sender, receiver, BM-SC, download and CPU-floor bench scripts run (one short round each)"
 SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-receiver.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-bmsc.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-download.sh >/dev/null
+SECONDS_ONLY=1 scripts/cpu-floor.sh >/dev/null
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -103,6 +103,30 @@ fn for_each_pair<T: Sync, O: Send>(
     items.iter().zip(outs.iter_mut()).for_each(|(t, o)| f(t, o));
 }
 
+/// Runs `prepare` on consecutive chunks of `chunk` items, in order on the calling thread, and
+/// `seal` on what each returns as soon as it is ready, on the rayon pool when the `parallel`
+/// feature is on: the sequential preparation of later chunks overlaps the parallel sealing of
+/// earlier ones instead of holding every other thread idle until it has finished.
+pub(crate) fn pipelined<'a, T, W: Send + 'a>(
+    items: &'a mut [T],
+    chunk: usize,
+    mut prepare: impl FnMut(&'a mut [T]) -> W,
+    seal: impl Fn(W) + Sync,
+) {
+    #[cfg(feature = "parallel")]
+    rayon::in_place_scope(|s| {
+        let seal = &seal;
+        for c in items.chunks_mut(chunk.max(1)) {
+            let work = prepare(c);
+            s.spawn(move |_| seal(work));
+        }
+    });
+    #[cfg(not(feature = "parallel"))]
+    for c in items.chunks_mut(chunk.max(1)) {
+        seal(prepare(c));
+    }
+}
+
 /// Runs `f` on consecutive chunks of `chunk` items, spread over the rayon pool when the
 /// `parallel` feature is on.
 pub(crate) fn for_each_chunk<T: Send>(

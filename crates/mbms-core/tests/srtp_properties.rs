@@ -184,6 +184,22 @@ fn typed_errors() {
         keyless.protect(&mut BytesMut::from(&rtp(1, 1, 0, 0, b"")[..])),
         Err(ProtectError::NoKey)
     );
+    // A batch without a key: the header checks first, as one at a time; nothing is touched.
+    let mut batch: Vec<BytesMut> = (0..100u16)
+        .map(|i| BytesMut::from(&rtp(i, 1, 0, 0, b"payload")[..]))
+        .collect();
+    batch[50] = BytesMut::from(&[0x80u8, 1][..]);
+    let before = batch.clone();
+    let results = keyless.protect_batch(&mut batch);
+    assert_eq!(results.len(), 100);
+    for (i, r) in results.iter().enumerate() {
+        if i == 50 {
+            assert!(matches!(r, Err(ProtectError::Malformed(_))), "{r:?}");
+        } else {
+            assert_eq!(r, &Err(ProtectError::NoKey));
+        }
+    }
+    assert_eq!(batch, before);
     let mut small = rtp(6, 1, 0, 0, b"abc");
     let len = small.len();
     assert_eq!(

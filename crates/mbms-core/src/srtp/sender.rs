@@ -11,6 +11,11 @@ use super::{
 use crate::keys::{Mtk, MtkSalt};
 use crate::lanes::{MAX_LANES, MacInput, hmac_sha1_lanes, lanes};
 
+/// Packets whose indexes [`SrtpSender::protect_batch`] assigns before handing them to the pool:
+/// small enough that the other threads start sealing after well under a microsecond, large
+/// enough that a hand-off (one rayon task) is cheap against the crypto of the run.
+const PIPELINE: usize = 64;
+
 struct SendKey {
     mki: Box<[u8]>,
     keys: MasterKeys,
@@ -174,60 +179,10 @@ impl SrtpSender {
         self.policy.mki_len + self.policy.srtp_auth.max_tag_len()
     }
 
-    /// Sequential phase: checks the packet's header and the room in `buf`, assigns its index and
-    /// counts it against the key limit. `room` is the buffer length the packet will have (the
-    /// batch path grows its buffers later, in the parallel phase).
+    /// [`assign`] with this sender's policy, key and streams.
     fn assign(&mut self, packet: &[u8], room: usize) -> Result<Plan, ProtectError> {
-        let hdr = RtpHeader::parse(packet)?;
-        let key = self.key.as_mut().ok_or(ProtectError::NoKey)?;
-        if key.srtp_packets >= SRTP_MAX_PACKETS {
-            return Err(ProtectError::KeyExhausted);
-        }
-        let len = packet.len();
-        let total = len + self.policy.mki_len + self.policy.srtp_auth.tag_len(hdr.seq);
-        if room < total {
-            return Err(ProtectError::BufferTooSmall { needed: total });
-        }
-        let stream = self.streams.entry(hdr.ssrc).or_default();
-        let index = match stream.last_index {
-            None => u64::from(hdr.seq),
-            Some(last) => {
-                let index = match estimate_index(roc_of(last), seq_of(last), hdr.seq) {
-                    Some(index) => index,
-                    None if roc_of(last) == u32::MAX => return Err(ProtectError::KeyExhausted),
-                    // Before index 0: an old packet, or a sequence number jump the caller
-                    // must renumber.
-                    None => {
-                        return Err(ProtectError::IndexNotIncreasing {
-                            ssrc: hdr.ssrc,
-                            index: u64::from(hdr.seq),
-                            last,
-                        });
-                    }
-                };
-                if index <= last {
-                    return Err(ProtectError::IndexNotIncreasing {
-                        ssrc: hdr.ssrc,
-                        index,
-                        last,
-                    });
-                }
-                index
-            }
-        };
-        if index >= SRTP_MAX_PACKETS {
-            return Err(ProtectError::KeyExhausted);
-        }
-        stream.last_index = Some(index);
-        key.srtp_packets += 1;
-        Ok(Plan {
-            hdr_len: hdr.len,
-            end: len,
-            total,
-            ssrc: hdr.ssrc,
-            seq: hdr.seq,
-            index,
-        })
+        let packets = self.key.as_mut().map(|k| &mut k.srtp_packets);
+        assign(&self.policy, packets, &mut self.streams, packet, room)
     }
 
     /// Protects the RTP packet in `buf[..len]` in place; `buf` must have room for the MKI and
@@ -258,26 +213,52 @@ impl SrtpSender {
     /// avoid reallocation.
     pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
         let overhead = self.max_overhead();
-        // One pass in order: each packet's result, and the work for the accepted ones (refused
-        // packets stay out: they are left as they were).
         let mut results = Vec::with_capacity(pkts.len());
-        let mut work: Vec<(&mut BytesMut, Plan)> = Vec::with_capacity(pkts.len());
-        for p in pkts.iter_mut() {
-            match self.assign(p, p.len() + overhead) {
-                Ok(plan) => {
-                    results.push(Ok(()));
-                    work.push((p, plan));
-                }
-                Err(e) => results.push(Err(e)),
+        let Self {
+            policy,
+            key,
+            streams,
+        } = self;
+        let Some(key) = key.as_mut() else {
+            // No key: every packet is refused (the header checks come first, as one at a time).
+            for p in pkts.iter() {
+                results.push(assign(policy, None, streams, p, p.len() + overhead).map(|_| ()));
             }
-        }
-        // Without a key every packet was refused (`NoKey`): there is no work.
-        if let Some(key) = &self.key {
-            let (policy, keys, mki) = (&self.policy, &key.keys, &key.mki[..]);
-            crate::batch::for_each_chunk(&mut work, lanes(), |group| {
-                seal_packets(policy, keys, mki, overhead, group);
-            });
-        }
+            return results;
+        };
+        let SendKey {
+            mki,
+            keys,
+            srtp_packets,
+            ..
+        } = key;
+        let (policy, keys, mki) = (&*policy, &*keys, &mki[..]);
+        // Indexes are assigned in order, PIPELINE packets at a time; each run is sealed on the
+        // pool as soon as its indexes are known (refused packets stay out: they are left as they
+        // were), while the next run's are assigned.
+        crate::batch::pipelined(
+            pkts,
+            PIPELINE,
+            |run| {
+                let mut work: Vec<(&mut BytesMut, Plan)> = Vec::with_capacity(run.len());
+                for p in run {
+                    let room = p.len() + overhead;
+                    match assign(policy, Some(&mut *srtp_packets), streams, p, room) {
+                        Ok(plan) => {
+                            results.push(Ok(()));
+                            work.push((p, plan));
+                        }
+                        Err(e) => results.push(Err(e)),
+                    }
+                }
+                work
+            },
+            |mut work| {
+                crate::batch::for_each_chunk(&mut work, lanes(), |group| {
+                    seal_packets(policy, keys, mki, overhead, group);
+                });
+            },
+        );
         results
     }
 
@@ -319,6 +300,70 @@ impl SrtpSender {
         buf[tag_at..total].copy_from_slice(&mac[..self.policy.srtcp_tag_len]);
         Ok(total)
     }
+}
+
+/// Sequential phase: checks the packet's header and the room in `buf`, assigns its index and
+/// counts it against the key limit (`key_packets`, the key's packet count; `None`: no key).
+/// `room` is the buffer length the packet will have (the batch path grows its buffers later, in
+/// the parallel phase). A function of the sender's parts rather than a method, so that the batch
+/// path can assign indexes while other threads seal with the key's session keys.
+fn assign(
+    policy: &SrtpPolicy,
+    key_packets: Option<&mut u64>,
+    streams: &mut super::SsrcMap<SendStream>,
+    packet: &[u8],
+    room: usize,
+) -> Result<Plan, ProtectError> {
+    let hdr = RtpHeader::parse(packet)?;
+    let key_packets = key_packets.ok_or(ProtectError::NoKey)?;
+    if *key_packets >= SRTP_MAX_PACKETS {
+        return Err(ProtectError::KeyExhausted);
+    }
+    let len = packet.len();
+    let total = len + policy.mki_len + policy.srtp_auth.tag_len(hdr.seq);
+    if room < total {
+        return Err(ProtectError::BufferTooSmall { needed: total });
+    }
+    let stream = streams.entry(hdr.ssrc).or_default();
+    let index = match stream.last_index {
+        None => u64::from(hdr.seq),
+        Some(last) => {
+            let index = match estimate_index(roc_of(last), seq_of(last), hdr.seq) {
+                Some(index) => index,
+                None if roc_of(last) == u32::MAX => return Err(ProtectError::KeyExhausted),
+                // Before index 0: an old packet, or a sequence number jump the caller
+                // must renumber.
+                None => {
+                    return Err(ProtectError::IndexNotIncreasing {
+                        ssrc: hdr.ssrc,
+                        index: u64::from(hdr.seq),
+                        last,
+                    });
+                }
+            };
+            if index <= last {
+                return Err(ProtectError::IndexNotIncreasing {
+                    ssrc: hdr.ssrc,
+                    index,
+                    last,
+                });
+            }
+            index
+        }
+    };
+    if index >= SRTP_MAX_PACKETS {
+        return Err(ProtectError::KeyExhausted);
+    }
+    stream.last_index = Some(index);
+    *key_packets += 1;
+    Ok(Plan {
+        hdr_len: hdr.len,
+        end: len,
+        total,
+        ssrc: hdr.ssrc,
+        seq: hdr.seq,
+        index,
+    })
 }
 
 /// Cuts a packet grown by the MKI and tag room to its protected length, or back to its original

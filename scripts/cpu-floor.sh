@@ -10,10 +10,11 @@
 #
 # Measured (in cycles; the clock from a chain of dependent adds, one cycle each):
 #   - sha1rnds4 alone, and sha1rnds4 + sha1nexte (4 SHA-1 rounds each: 20 per 64-byte block)
-#   - sha1msg1 + pxor + sha1msg2 (the message schedule: 16 per block)
+#   - sha1msg1 + pxor + sha1msg2 (the message schedule: 16 per block), printed for reference
+#     only: they partly issue beside sha1rnds4, so adding them would overstate the floor
 #   - vaesenc on 256-bit registers (2 AES blocks each; 10 rounds per block)
-# Needs a C compiler (CC, default cc) and an x86-64 CPU with SHA-NI and VAES; says so and exits
-# 0 on other CPUs. The SHA probe is built without AVX and the AES one with it, as two programs:
+# Needs a C compiler (CC, default cc), python3 and an x86-64 CPU with SHA-NI, VAES and AVX2;
+# says so and exits 0 on other CPUs. The SHA probe is built without AVX and the AES one with it, as two programs:
 # legacy-SSE SHA instructions after 256-bit AVX ones (without vzeroupper) cost a hundred times
 # more on this machine.
 # Wall time on a shared machine is noisy: run it a few times.
@@ -22,12 +23,13 @@ set -euo pipefail
 payload="${PAYLOAD:-1200}"
 iters="${ITERS:-50000000}"
 if [ -n "${SECONDS_ONLY:-}" ]; then iters=2000000; fi
-cc="${CC:-cc}"
-command -v "$cc" >/dev/null || { echo "cpu-floor: no C compiler ($cc; apt-get install -y gcc)" >&2; exit 1; }
-if ! grep -qw sha_ni /proc/cpuinfo || ! grep -qw vaes /proc/cpuinfo; then
-    echo "cpu-floor: this CPU lacks SHA-NI or VAES; nothing to measure"
+if ! grep -qw sha_ni /proc/cpuinfo || ! grep -qw vaes /proc/cpuinfo || ! grep -qw avx2 /proc/cpuinfo; then
+    echo "cpu-floor: this CPU lacks SHA-NI, VAES or AVX2; nothing to measure"
     exit 0
 fi
+read -r -a cc <<<"${CC:-cc}"   # CC may carry a wrapper: "ccache gcc"
+command -v "${cc[0]}" >/dev/null || { echo "cpu-floor: no C compiler (${cc[*]}; apt-get install -y gcc)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "cpu-floor: python3 is not installed" >&2; exit 1; }
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -107,10 +109,12 @@ int main(int argc, char **argv) {
 }
 C
 
-"$cc" -O2 -msha -msse4.1 -o "$work/sha" "$work/sha.c"
-"$cc" -O2 -mavx2 -mvaes -maes -o "$work/aes" "$work/aes.c"
-read -r ghz rnds pair msg _ < <("$work/sha" "$iters")
-read -r vaes _ < <("$work/aes" "$iters")
+"${cc[@]}" -O2 -msha -msse4.1 -o "$work/sha" "$work/sha.c"
+"${cc[@]}" -O2 -mavx2 -mvaes -maes -o "$work/aes" "$work/aes.c"
+sha_out="$("$work/sha" "$iters")" || { echo "cpu-floor: the SHA probe failed" >&2; exit 1; }
+aes_out="$("$work/aes" "$iters")" || { echo "cpu-floor: the AES probe failed" >&2; exit 1; }
+read -r ghz rnds pair msg _ <<<"$sha_out"
+read -r vaes _ <<<"$aes_out"
 
 python3 - "$payload" "$ghz" "$rnds" "$pair" "$msg" "$vaes" <<'PY'
 import sys

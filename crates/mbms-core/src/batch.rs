@@ -104,9 +104,10 @@ fn for_each_pair<T: Sync, O: Send>(
 }
 
 /// Runs `prepare` on consecutive chunks of `chunk` items, in order on the calling thread, and
-/// `seal` on what each returns as soon as it is ready, on the rayon pool when the `parallel`
-/// feature is on: the sequential preparation of later chunks overlaps the parallel sealing of
-/// earlier ones instead of holding every other thread idle until it has finished.
+/// `seal` on what each returns as soon as it is ready, with the `parallel` feature on the
+/// calling thread's rayon pool (the global one outside any): the sequential preparation of later
+/// chunks overlaps the parallel sealing of earlier ones instead of holding every other thread
+/// idle until it has finished. Returns when every `seal` has; a panic in one is raised here.
 pub(crate) fn pipelined<'a, T, W: Send + 'a>(
     items: &'a mut [T],
     chunk: usize,
@@ -138,8 +139,11 @@ pub(crate) fn for_each_chunk<T: Send>(
     {
         use rayon::prelude::*;
         // Four groups of packets per task at least: a packet is ~0.3-1.5 µs of work.
-        items.par_chunks_mut(chunk).with_min_len(4).for_each(f);
+        items
+            .par_chunks_mut(chunk.max(1))
+            .with_min_len(4)
+            .for_each(f);
     }
     #[cfg(not(feature = "parallel"))]
-    items.chunks_mut(chunk).for_each(f);
+    items.chunks_mut(chunk.max(1)).for_each(f);
 }

@@ -12,8 +12,9 @@ use crate::keys::{Mtk, MtkSalt};
 use crate::lanes::{MAX_LANES, MacInput, hmac_sha1_lanes, lanes};
 
 /// Packets whose indexes [`SrtpSender::protect_batch`] assigns before handing them to the pool:
-/// small enough that the other threads start sealing after well under a microsecond, large
-/// enough that a hand-off (one rayon task) is cheap against the crypto of the run.
+/// few enough that the other threads start sealing after about half a microsecond (an index
+/// takes 6-10 ns), enough that a hand-off (one rayon task) is cheap against the crypto of the
+/// run (tens of microseconds at 1200 bytes).
 const PIPELINE: usize = 64;
 
 struct SendKey {
@@ -206,10 +207,10 @@ impl SrtpSender {
         settle(pkt, len, r)
     }
 
-    /// Protects a batch: indexes assigned in order, then the crypto spread over rayon's pool
-    /// (with growing each packet by its MKI and tag, so that the sequential part is only the
-    /// header checks and the index). Result `i` belongs to packet `i`; a refused packet is left
-    /// as it was. Reserve [`max_overhead`](Self::max_overhead) bytes of capacity per packet to
+    /// Protects a batch: header checks and indexes in input order on the calling thread, 64
+    /// packets at a time, each run's crypto (with growing its packets by MKI and tag) handed to
+    /// rayon's pool as soon as its indexes are known, while the next run's are assigned. Result
+    /// `i` belongs to packet `i`; a refused packet is left as it was. Reserve [`max_overhead`](Self::max_overhead) bytes of capacity per packet to
     /// avoid reallocation.
     pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
         let overhead = self.max_overhead();

@@ -170,11 +170,7 @@ pub fn lanes_differential(data: &[u8]) {
             trailer: trailers[i % 2],
         })
         .collect();
-    for force in [
-        mbms_simd::Force::Nothing,
-        mbms_simd::Force::NoShaNi,
-        mbms_simd::Force::Portable,
-    ] {
+    for force in mbms_simd::Force::ALL {
         mbms_simd::force(force);
         let mut out = vec![[0u8; 20]; inputs.len()];
         hmac_sha1_lanes(&inputs, &mut out);

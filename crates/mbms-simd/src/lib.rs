@@ -72,21 +72,16 @@ pub enum Force {
     Portable = 2,
 }
 
+impl Force {
+    /// Every cap, loosest first: under one of them each kernel the CPU has is in use.
+    pub const ALL: [Force; 3] = [Force::Nothing, Force::NoShaNi, Force::Portable];
+}
+
 static FORCE: AtomicU8 = AtomicU8::new(0);
 
 /// Caps the kernels in use, process-wide, from the next call on.
 pub fn force(f: Force) {
     FORCE.store(f as u8, Ordering::Relaxed);
-}
-
-/// Forces the portable paths even where SHA-NI, AVX2 or VAES are present (`true`), or lifts
-/// every cap (`false`); the same as [`force`] with [`Force::Portable`] or [`Force::Nothing`].
-pub fn set_force_portable(portable: bool) {
-    force(if portable {
-        Force::Portable
-    } else {
-        Force::Nothing
-    });
 }
 
 /// Whether the portable paths are forced.
@@ -133,15 +128,19 @@ pub fn compress_lanes<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]
         blocks.iter().all(|b| b.len() == len),
         "lanes of different lengths"
     );
-    if len == 0 {
+    // One lane always takes the portable path: no kernel choice to make for it.
+    if len == 0 || N == 1 {
+        for (state, data) in states.iter_mut().zip(blocks) {
+            portable(state, data);
+        }
         return;
     }
     match sha1_kernel() {
-        Sha1Kernel::ShaNi if N > 1 => x86::compress(states, blocks),
+        Sha1Kernel::ShaNi => x86::compress(states, blocks),
         // One lane costs as much as eight: about 1.1 times the software compression of one
         // message on a CPU without SHA-NI (measured, see `avx2.rs`), so from two lanes on the
         // kernel is faster.
-        Sha1Kernel::Avx2 if N > 1 => {
+        Sha1Kernel::Avx2 => {
             for (s, b) in states
                 .chunks_mut(avx2::WIDTH)
                 .zip(blocks.chunks(avx2::WIDTH))
@@ -153,7 +152,7 @@ pub fn compress_lanes<const N: usize>(states: &mut [[u32; 5]; N], blocks: [&[u8]
                 }
             }
         }
-        _ => {
+        Sha1Kernel::Portable => {
             for (state, data) in states.iter_mut().zip(blocks) {
                 portable(state, data);
             }

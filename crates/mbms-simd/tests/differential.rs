@@ -5,8 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use mbms_simd::{
-    Force, SHA1_IV, Sha1Kernel, compress_lanes, force, portable, set_force_portable, sha_ni_active,
-    sha1_kernel,
+    Force, SHA1_IV, Sha1Kernel, compress_lanes, force, portable, sha_ni_active, sha1_kernel,
 };
 use proptest::prelude::*;
 
@@ -56,7 +55,7 @@ fn sha1_lanes<const N: usize>(msgs: [&[u8]; N]) -> [[u8; 20]; N] {
 }
 
 /// Every cap on the kernels: each kernel the CPU has is in use under one of them.
-const FORCES: [Force; 3] = [Force::Nothing, Force::NoShaNi, Force::Portable];
+const FORCES: [Force; 3] = Force::ALL;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -94,7 +93,6 @@ fn sha1_fips_180_examples_on_every_lane_count() {
         assert_eq!(eight[0], b);
         assert_eq!(hex(&eight[5]), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
-    force(Force::Nothing);
 }
 
 #[test]
@@ -123,12 +121,11 @@ fn each_cap_selects_the_kernel_it_names() {
     assert!(!sha_ni_active());
     force(Force::Portable);
     assert_eq!(sha1_kernel(), Sha1Kernel::Portable);
-    set_force_portable(false);
+    force(Force::Nothing);
     assert_eq!(
         sha1_kernel() == Sha1Kernel::ShaNi,
         std::is_x86_feature_detected!("sha")
     );
-    force(Force::Nothing);
 }
 
 /// The lanes' initial states: distinct, so that a lane mixed up with another shows.
@@ -174,7 +171,6 @@ fn every_lane_count_on_every_kernel() {
             check!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17);
         }
     }
-    force(Force::Nothing);
 }
 
 proptest! {
@@ -220,7 +216,7 @@ fn lanes_of_different_lengths_are_refused() {
 mod aes_ctr {
     use super::flag;
     use aes::cipher::{KeyIvInit, StreamCipher};
-    use mbms_simd::{Aes128RoundKeys, aes128_ctr_xor, set_force_portable};
+    use mbms_simd::{Aes128RoundKeys, Force, aes128_ctr_xor, force};
     use proptest::prelude::*;
 
     fn reference(key: &[u8; 16], iv: &[u8; 16], data: &mut [u8]) {
@@ -266,9 +262,8 @@ mod aes_ctr {
         near_wrap[8..].copy_from_slice(&(u64::MAX - 2).to_be_bytes());
         assert!(!aes128_ctr_xor(&keys, &near_wrap, &mut data));
         assert_eq!(data, [0u8; 64], "nothing touched when declining");
-        set_force_portable(true);
+        force(Force::Portable);
         assert!(!aes128_ctr_xor(&keys, &[0; 16], &mut data));
-        set_force_portable(false);
     }
 
     proptest! {

@@ -210,8 +210,8 @@ impl SrtpSender {
     /// Protects a batch: header checks and indexes in input order on the calling thread, 64
     /// packets at a time, each run's crypto (with growing its packets by MKI and tag) handed to
     /// rayon's pool as soon as its indexes are known, while the next run's are assigned. Result
-    /// `i` belongs to packet `i`; a refused packet is left as it was. Reserve [`max_overhead`](Self::max_overhead) bytes of capacity per packet to
-    /// avoid reallocation.
+    /// `i` belongs to packet `i`; a refused packet is left as it was. Reserve
+    /// [`max_overhead`](Self::max_overhead) bytes of capacity per packet to avoid reallocation.
     pub fn protect_batch(&mut self, pkts: &mut [BytesMut]) -> Vec<Result<(), ProtectError>> {
         let overhead = self.max_overhead();
         let mut results = Vec::with_capacity(pkts.len());
@@ -220,20 +220,13 @@ impl SrtpSender {
             key,
             streams,
         } = self;
-        let Some(key) = key.as_mut() else {
-            // No key: every packet is refused (the header checks come first, as one at a time).
-            for p in pkts.iter() {
-                results.push(assign(policy, None, streams, p, p.len() + overhead).map(|_| ()));
-            }
-            return results;
+        // The key's packet count for the sequential phase, its session keys and MKI for the
+        // sealing (without a key every packet is refused, so nothing is sealed).
+        let (mut key_packets, sealing) = match key.as_mut() {
+            Some(k) => (Some(&mut k.srtp_packets), Some((&k.keys, &k.mki[..]))),
+            None => (None, None),
         };
-        let SendKey {
-            mki,
-            keys,
-            srtp_packets,
-            ..
-        } = key;
-        let (policy, keys, mki) = (&*policy, &*keys, &mki[..]);
+        let policy = &*policy;
         // Indexes are assigned in order, PIPELINE packets at a time; each run is sealed on the
         // pool as soon as its indexes are known (refused packets stay out: they are left as they
         // were), while the next run's are assigned.
@@ -244,7 +237,7 @@ impl SrtpSender {
                 let mut work: Vec<(&mut BytesMut, Plan)> = Vec::with_capacity(run.len());
                 for p in run {
                     let room = p.len() + overhead;
-                    match assign(policy, Some(&mut *srtp_packets), streams, p, room) {
+                    match assign(policy, key_packets.as_deref_mut(), streams, p, room) {
                         Ok(plan) => {
                             results.push(Ok(()));
                             work.push((p, plan));
@@ -255,9 +248,11 @@ impl SrtpSender {
                 work
             },
             |mut work| {
-                crate::batch::for_each_chunk(&mut work, lanes(), |group| {
-                    seal_packets(policy, keys, mki, overhead, group);
-                });
+                if let Some((keys, mki)) = sealing {
+                    crate::batch::for_each_chunk(&mut work, lanes(), |group| {
+                        seal_packets(policy, keys, mki, group);
+                    });
+                }
             },
         );
         results
@@ -378,13 +373,11 @@ fn settle(
     r.map(|_| ())
 }
 
-/// Grows each packet of a group by its MKI and tag, seals them together, and cuts each to its
-/// protected length.
+/// Grows each packet of a group to its protected length (MKI and tag) and seals them together.
 fn seal_packets(
     policy: &SrtpPolicy,
     keys: &MasterKeys,
     mki: &[u8],
-    overhead: usize,
     group: &mut [(&mut BytesMut, Plan)],
 ) {
     debug_assert!(
@@ -392,17 +385,12 @@ fn seal_packets(
         "groups come from chunks of lanes()"
     );
     let n = group.len();
-    {
-        let mut jobs: [Job<'_>; MAX_LANES] = core::array::from_fn(|_| Job::blank());
-        for (job, (pkt, plan)) in jobs.iter_mut().zip(group.iter_mut()) {
-            pkt.resize(plan.end + overhead, 0);
-            *job = Job::new(pkt, *plan, mki);
-        }
-        seal_group(policy, keys, &mut jobs[..n]);
+    let mut jobs: [Job<'_>; MAX_LANES] = core::array::from_fn(|_| Job::blank());
+    for (job, (pkt, plan)) in jobs.iter_mut().zip(group.iter_mut()) {
+        pkt.resize(plan.total, 0);
+        *job = Job::new(pkt, *plan, mki);
     }
-    for (pkt, plan) in group.iter_mut() {
-        pkt.truncate(plan.total);
-    }
+    seal_group(policy, keys, &mut jobs[..n]);
 }
 
 /// The crypto of up to [`lanes()`] prepared packets (one, on the single-packet path): encryption,

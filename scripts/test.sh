@@ -36,7 +36,8 @@ demo_dir="$(mktemp -d)"
 (cd "$demo_dir" && cargo run --quiet --locked --manifest-path "$OLDPWD/Cargo.toml" -p mbms-sender -- demo --duration 1 >/dev/null)
 rm -rf "$demo_dir"
 cargo run --quiet --locked -p mbms-core --example mikey-demo >/dev/null
-echo "== sender, receiver, BM-SC, download and CPU-floor bench scripts run (one short round each)"
+echo "== SRTP-vs-libsrtp, sender, receiver, BM-SC, download and CPU-floor bench scripts run (one short round each)"
+DURATION=0.2 PAYLOADS=172 scripts/bench-vs-libsrtp.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-sender.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-receiver.sh >/dev/null
 SECONDS_ONLY=1 scripts/bench-bmsc.sh >/dev/null

@@ -9,12 +9,21 @@
 //! - `protect`: one thread, `SrtpSender::protect_in_place` on one reused buffer, the sequence
 //!   number bumped each time (the RTP index keeps increasing, the ROC advances on wraps);
 //! - `batch`: `SrtpSender::protect_batch` over batches of 1024 `BytesMut` inside a rayon pool of
-//!   `threads` threads (default 1);
+//!   `threads` threads (default 1); the clock runs only inside `protect_batch` (between batches
+//!   each buffer is cut back to its plaintext and given the next sequence number, an artefact
+//!   of reusing buffers that a sender's reader does for it, and that would otherwise be a
+//!   serial step no thread count can shorten);
+//! - `scaling`: the same batches on a pool of 1 thread and a pool of `threads` (default 2 here)
+//!   taking turns, 100 ms each, for the whole run: both rates and `scaling_ratio=<x>`, the
+//!   second over the first. Measured side by side, the ratio holds on a host whose speed drifts
+//!   from one second to the next, where two separate runs give a ratio of two different
+//!   machines;
 //! - `unprotect`: one thread, `SrtpReceiver::unprotect` over 256 pre-protected packets (cache-hot, like the one buffer of `protect`), cycling
 //!   with a fresh receiver per cycle (so the replay window accepts them again); each packet is
 //!   copied into a work buffer first (unprotect works in place).
 //!
-//! Prints `packets_per_second=<x>` (and a line with the parameters). Defaults: 3 s, 1200 bytes.
+//! Prints `packets_per_second=<x>` (and a line with the parameters); `scaling` prints
+//! `scaling_ratio=<x>` instead. Defaults: 3 s, 1200 bytes.
 //! The keys are fixed demo values.
 //!
 //! `MBMS_SHA1_KERNEL=avx2` turns the SHA-NI kernel off: the multi-lane HMAC then runs on the
@@ -44,13 +53,14 @@ struct Params {
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage =
-        "usage: srtp-throughput <protect|batch|unprotect> [seconds] [payload_len] [threads]";
+    let usage = "usage: srtp-throughput <protect|batch|scaling|unprotect> [seconds] [payload_len] [threads]";
     let mode = args.first().ok_or(usage)?.clone();
     let p = Params {
         seconds: args.get(1).map_or(Ok(3.0), |s| s.parse())?,
         payload_len: args.get(2).map_or(Ok(1200), |s| s.parse())?,
-        threads: args.get(3).map_or(Ok(1), |s| s.parse())?,
+        threads: args
+            .get(3)
+            .map_or(Ok(if mode == "scaling" { 2 } else { 1 }), |s| s.parse())?,
     };
     if !p.seconds.is_finite() || p.seconds <= 0.0 || p.threads == 0 || p.payload_len > 65_000 {
         return Err(usage.into());
@@ -64,6 +74,7 @@ fn main() -> Result<(), Error> {
         }
     }
     let (packets, elapsed) = match mode.as_str() {
+        "scaling" => return scaling(&p),
         "protect" => protect(&p)?,
         "batch" => batch(&p)?,
         "unprotect" => unprotect(&p)?,
@@ -136,41 +147,112 @@ fn batch(p: &Params) -> Result<(u64, Duration), Error> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(p.threads)
         .build()?;
-    let mut tx = sender();
-    let plain = rtp_packet(p.payload_len);
-    let len = plain.len();
-    let mut pkts: Vec<BytesMut> = (0..BATCH)
-        .map(|_| {
-            let mut b = BytesMut::with_capacity(len + tx.max_overhead());
-            b.extend_from_slice(&plain);
-            b
-        })
-        .collect();
+    let mut run = BatchRun::new(p.payload_len);
     let deadline = Duration::from_secs_f64(p.seconds);
     // The whole loop runs on a pool thread: the sequential phase of protect_batch (index
     // assignment) then runs on one of the `threads` threads instead of on an extra one
     // competing with the pool's spinning workers for the cores.
-    let run = pool.install(|| {
-        let (mut seq, mut packets) = (0u16, 0u64);
+    pool.install(|| run.for_at_least(deadline))
+        .map_err(Into::into)
+}
+
+/// `scaling`: a pool of 1 thread and a pool of `threads` take turns, `SLICE` each, on the same
+/// kind of batches; each pool's packets/s over its own slices, and their ratio. Both see the
+/// same host (clock, neighbours), so the ratio holds still on a noisy machine where two separate
+/// runs seconds apart do not. Prints `scaling_ratio=<x>`.
+fn scaling(p: &Params) -> Result<(), Error> {
+    const SLICE: Duration = Duration::from_millis(100);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let many = rayon::ThreadPoolBuilder::new()
+        .num_threads(p.threads)
+        .build()?;
+    let mut run = BatchRun::new(p.payload_len);
+    let deadline = Duration::from_secs_f64(p.seconds);
+    let (mut totals, mut ratios) = ([(0u64, Duration::ZERO); 2], Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        let mut rates = [0.0; 2];
+        for (k, pool) in [&one, &many].into_iter().enumerate() {
+            let (packets, elapsed) = pool.install(|| run.for_at_least(SLICE))?;
+            totals[k].0 += packets;
+            totals[k].1 += elapsed;
+            rates[k] = packets as f64 / elapsed.as_secs_f64();
+        }
+        ratios.push(rates[1] / rates[0]);
+    }
+    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "mode=scaling threads=1,{} payload_len={} slices={} slice_ms={} sha1_kernel={}",
+        p.threads,
+        p.payload_len,
+        ratios.len(),
+        SLICE.as_millis(),
+        mbms_simd::sha1_kernel().name()
+    );
+    println!(
+        "packets_per_second_1={:.0} packets_per_second_{}={:.0} median_slice_ratio={:.3}",
+        rate(totals[0]),
+        p.threads,
+        rate(totals[1]),
+        ratios[ratios.len() / 2]
+    );
+    println!("scaling_ratio={:.3}", rate(totals[1]) / rate(totals[0]));
+    Ok(())
+}
+
+/// Batches of `BATCH` packets, protected in place over and over (each truncated back to the
+/// plaintext length and given the next sequence number first).
+struct BatchRun {
+    tx: SrtpSender,
+    pkts: Vec<BytesMut>,
+    len: usize,
+    seq: u16,
+}
+
+impl BatchRun {
+    fn new(payload_len: usize) -> Self {
+        let tx = sender();
+        let plain = rtp_packet(payload_len);
+        let pkts = (0..BATCH)
+            .map(|_| {
+                let mut b = BytesMut::with_capacity(plain.len() + tx.max_overhead());
+                b.extend_from_slice(&plain);
+                b
+            })
+            .collect();
+        Self {
+            tx,
+            pkts,
+            len: plain.len(),
+            seq: 0,
+        }
+    }
+
+    /// Whole batches until `time` has passed: (packets, time inside `protect_batch`). The
+    /// re-preparation of the buffers between batches (an artefact of reusing them; a sender's
+    /// packets arrive prepared from its reader) is outside the clock.
+    fn for_at_least(&mut self, time: Duration) -> Result<(u64, Duration), String> {
+        let (mut packets, mut busy) = (0u64, Duration::ZERO);
         let start = Instant::now();
         loop {
-            for pkt in &mut pkts {
-                pkt.truncate(len);
-                seq = seq.wrapping_add(1);
-                set_seq(pkt, seq);
+            for pkt in &mut self.pkts {
+                pkt.truncate(self.len);
+                self.seq = self.seq.wrapping_add(1);
+                set_seq(pkt, self.seq);
             }
-            let results = tx.protect_batch(&mut pkts);
+            let t = Instant::now();
+            let results = self.tx.protect_batch(&mut self.pkts);
+            busy += t.elapsed();
             if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
                 return Err(format!("protect_batch: {e}"));
             }
             packets += BATCH as u64;
-            let elapsed = start.elapsed();
-            if elapsed >= deadline {
-                return Ok((packets, elapsed));
+            if start.elapsed() >= time {
+                return Ok((packets, busy));
             }
         }
-    });
-    run.map_err(Into::into)
+    }
 }
 
 fn unprotect(p: &Params) -> Result<(u64, Duration), Error> {

@@ -10,6 +10,12 @@
 #   SECONDS_ONLY=1 ...                         # (CI) one short round, to prove the script works
 #
 # Prints one line per run and a summary: median packets/s per mode, and protected/unprotected.
+# Each run also reports the CPU time (user + system) of the sender and the sink per packet; the
+# summary turns them into the CPU budget of protection on this machine: with the cores kept as
+# busy in both modes, protected/unprotected = X / (X + c), X the CPU per packet of the
+# unprotected run (reading, sending, draining), c what protection adds. It prints c, the c that
+# protection may cost for a given protected/unprotected, and the SRTP rate of one core alone
+# (the srtp-throughput example's batch mode, 1 s, in the same run) to compare them with.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,10 +34,12 @@ fi
 
 echo "== building (release)"
 cargo build --release --locked -q -p mbms-sender --bin mbms-send --example mcast-sink
+cargo build --release --locked -q -p mbms-core --example srtp-throughput
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 send="$target_dir/release/mbms-send"
 sink="$target_dir/release/examples/mcast-sink"
+srtp_rate="$target_dir/release/examples/srtp-throughput"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -45,27 +53,36 @@ echo "== machine: $(nproc) CPUs, $(uname -r)"
 results="$work/results.txt"
 run() {
   local mode="$1"
-  "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null &
+  # CPU seconds (user, system) of each process, from bash's `time`.
+  local TIMEFORMAT='%U %S'
+  { time "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null; } \
+    2>"$work/sink.cpu" &
   local sink_pid=$!
   sleep 0.3
-  "$send" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
+  { time "$send" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
     --loop "$loops" --fast --group "$group" --port "$port" --interface lo \
-    --progress never --protection "$mode" "${extra[@]}" >"$work/send.json" 2>"$work/send.err" ||
-    { cat "$work/send.err" >&2; exit 1; }
+    --progress never --protection "$mode" "${extra[@]}" >"$work/send.json" 2>"$work/send.err"; } \
+    2>"$work/send.cpu" || { cat "$work/send.err" >&2; exit 1; }
   wait "$sink_pid"
-  python3 - "$mode" "$work/send.json" "$work/sink.json" <<'PY' | tee -a "$results"
+  python3 - "$mode" "$work" <<'PY' | tee -a "$results"
 import json, sys
-mode, s, r = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+mode, w = sys.argv[1], sys.argv[2]
+s, r = json.load(open(f"{w}/send.json")), json.load(open(f"{w}/sink.json"))
+cpu = sum(float(x) for f in ("send.cpu", "sink.cpu") for x in open(f"{w}/{f}").read().split()[-2:])
 print(f"{mode:5} sent {s['packets']:>9} packets  {s['packets_per_s']:>11,.0f} packets/s  "
-      f"{s['gbit_per_s']:6.2f} Gbit/s   sink got {r['datagrams']:>9} ({r['datagrams_per_s']:>11,.0f}/s)")
+      f"{s['gbit_per_s']:6.2f} Gbit/s   sink got {r['datagrams']:>9} ({r['datagrams_per_s']:>11,.0f}/s)  "
+      f"cpu {1e6 * cpu / s['packets']:.2f} us/packet")
 PY
 }
 
 echo "== runs (sender-side rate: datagrams handed to the kernel per second of the run)"
+one_core=()
 for _ in $(seq "$rounds"); do
   run srtp
   run none
+  one_core+=("$("$srtp_rate" batch 1 "$payload" 1 | sed -n 's/^packets_per_second=//p')")
 done
+echo "one core alone, protect_batch of ${payload}-byte payloads: ${one_core[*]} packets/s" | tee -a "$results"
 
 python3 - "$results" <<'PY'
 import re, statistics, sys
@@ -77,4 +94,23 @@ for line in open(sys.argv[1]):
 p, n = statistics.median(rates["srtp"]), statistics.median(rates["none"])
 print(f"== median: protected {p:,.0f} packets/s, unprotected {n:,.0f} packets/s; "
       f"protected/unprotected {p / n:.2f} (protection costs {100 * (1 - p / n):.0f}%)")
+PY
+python3 - "$results" <<'PY'
+import re, statistics, sys
+cpu, alone = {}, []
+for line in open(sys.argv[1]):
+    if line.startswith("one core alone"):
+        alone = [float(x) for x in line.split(":")[1].split()[:-1]]
+        continue
+    m = re.search(r"cpu ([\d.]+) us/packet", line)
+    cpu.setdefault(line.split()[0], []).append(float(m.group(1)))
+x = statistics.median(cpu["none"])
+c = statistics.median(cpu["srtp"]) - x
+one = statistics.median(alone)
+print(f"== CPU per packet (sender + sink, median): unprotected X = {x:.2f} us, protection adds "
+      f"c = {c:.2f} us; one core alone protects a packet in {1e6 / one:.2f} us ({one / 1e6:.2f} M/s)")
+for ratio in (0.75, 0.9):
+    need = x * (1 - ratio) / ratio
+    print(f"   protected/unprotected {ratio:.2f} needs c <= X * {(1 - ratio) / ratio:.2f} = {need:.2f} us "
+          f"= {1 / need:.2f} M packets/s per core")
 PY

@@ -70,7 +70,11 @@ ours_1="$(rate "$ours" protect "$duration" "$payload")"
 ours_b1="$(rate "$ours" batch "$duration" "$payload" 1)"
 ours_b2="$(rate "$ours" batch "$duration" "$payload" 2)"
 ours_bx="$(MBMS_SHA1_KERNEL=avx2 rate "$ours" batch "$duration" "$payload" 1)"
-ours_sc="$("$ours" scaling "$duration" "$payload" 2 | tee /dev/stderr | sed -n 's/^scaling_ratio=//p')"
+# (Its lines go to stderr through printf: `tee /dev/stderr` would reopen, and truncate, a log
+# file that stderr is redirected to.)
+scaling_out="$("$ours" scaling "$duration" "$payload" 2)"
+printf '%s\n' "$scaling_out" | grep -v '^scaling_ratio=' | sed 's/^/  /' >&2
+ours_sc="$(printf '%s\n' "$scaling_out" | sed -n 's/^scaling_ratio=//p')"
 [[ -n "$ours_sc" ]] || { echo "no scaling_ratio= from the scaling run" >&2; exit 1; }
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"

@@ -129,21 +129,22 @@ pub(crate) fn pipelined<'a, T, W: Send + 'a>(
 }
 
 /// Runs `f` on consecutive chunks of `chunk` items, spread over the rayon pool when the
-/// `parallel` feature is on.
+/// `parallel` feature is on and the pool has more than one thread (on one thread, splitting
+/// into tasks only costs: 1-2% of a 1200-byte SRTP batch, measured).
 pub(crate) fn for_each_chunk<T: Send>(
     items: &mut [T],
     chunk: usize,
     f: impl Fn(&mut [T]) + Sync + Send,
 ) {
     #[cfg(feature = "parallel")]
-    {
+    if rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         // Four groups of packets per task at least: a packet is ~0.3-1.5 µs of work.
         items
             .par_chunks_mut(chunk.max(1))
             .with_min_len(4)
             .for_each(f);
+        return;
     }
-    #[cfg(not(feature = "parallel"))]
     items.chunks_mut(chunk.max(1)).for_each(f);
 }

@@ -16,7 +16,8 @@
 #                      where present, so not a whole CPU without SHA-NI); 0 if no AVX2
 #   ours    scaling    pools of 1 and 2 threads taking turns (100 ms each) for DURATION: the
 #                      2-core ratio from side-by-side turns, which a drifting host does not skew
-#                      (the batch 1 / batch 2 runs are seconds apart)
+#                      (the batch 1 / batch 2 runs are seconds apart); and, in a third turn, two
+#                      independent 1-thread senders at once: what two cores give with nothing shared
 #   ours    unprotect  SrtpReceiver::unprotect, 1 thread (copy into a work buffer included)
 #   libsrtp 1/2        srtp_protect_mki loop on 1 / 2 pthreads, one session per thread
 # Needs a C compiler and libsrtp2 (apt-get install -y libsrtp2-dev).
@@ -75,12 +76,13 @@ ours_bx="$(MBMS_SHA1_KERNEL=avx2 rate "$ours" batch "$duration" "$payload" 1)"
 scaling_out="$("$ours" scaling "$duration" "$payload" 2)"
 printf '%s\n' "$scaling_out" | grep -v '^scaling_ratio=' | sed 's/^/  /' >&2
 ours_sc="$(printf '%s\n' "$scaling_out" | sed -n 's/^scaling_ratio=//p')"
-[[ -n "$ours_sc" ]] || { echo "no scaling_ratio= from the scaling run" >&2; exit 1; }
+ours_ind="$(printf '%s\n' "$scaling_out" | sed -n 's/.*independent_senders_ratio=\([0-9.]*\).*/\1/p')"
+[[ -n "$ours_sc" && -n "$ours_ind" ]] || { echo "no ratios from the scaling run" >&2; exit 1; }
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
 lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"
 awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v obx="$ours_bx" -v ou="$ours_un" \
-    -v osc="$ours_sc" \
+    -v osc="$ours_sc" -v oind="$ours_ind" \
     -v l1="$lib_1" -v l2="$lib_2" -v payload="$payload" -v cores="$(nproc)" \
     -v lib="${backend:-libsrtp2}" -v crypto="${crypto:-builtin}" '
 function row(name, v) { printf "%-44s %14.0f %12.1f\n", name, v, v * (12 + payload + 16) * 8 / 1e6 }
@@ -103,6 +105,7 @@ BEGIN {
     printf "  ours / libsrtp, 2 cores (protect_batch 2 / 2 threads):    %6.2fx\n", ob2 / l2
     printf "  ours 2 threads / 1 thread (protect_batch pool 2 / 1):     %6.2fx\n", ob2 / ob1
     printf "  ours 2 threads / 1 thread, side by side (scaling):        %6.2fx\n", osc
+    printf "  2 independent 1-thread senders / 1 (the host ceiling):   %6.2fx\n", oind
     printf "  libsrtp 2 threads / 1 thread:                             %6.2fx\n", l2 / l1
 }'
 }

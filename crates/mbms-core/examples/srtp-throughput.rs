@@ -17,7 +17,10 @@
 //!   taking turns, 100 ms each, for the whole run: both rates and `scaling_ratio=<x>`, the
 //!   second over the first. Measured side by side, the ratio holds on a host whose speed drifts
 //!   from one second to the next, where two separate runs give a ratio of two different
-//!   machines;
+//!   machines. A third turn runs `threads` independent senders at once, each on a pool of one
+//!   thread with its own batches: `independent_senders_ratio` (their summed rate over the
+//!   1-thread rate) is what the machine gives `threads` threads of this work with nothing
+//!   shared, the ceiling for the pool;
 //! - `unprotect`: one thread, `SrtpReceiver::unprotect` over 256 pre-protected packets (cache-hot, like the one buffer of `protect`), cycling
 //!   with a fresh receiver per cycle (so the replay window accepts them again); each packet is
 //!   copied into a work buffer first (unprotect works in place).
@@ -167,20 +170,41 @@ fn scaling(p: &Params) -> Result<(), Error> {
         .num_threads(p.threads)
         .build()?;
     let mut run = BatchRun::new(p.payload_len);
+    // The ceiling: `threads` senders with nothing in common, each on a pool of its own.
+    let mut alone = (0..p.threads)
+        .map(|_| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+            Ok((pool, BatchRun::new(p.payload_len)))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let deadline = Duration::from_secs_f64(p.seconds);
-    let (mut totals, mut ratios) = ([(0u64, Duration::ZERO); 2], Vec::new());
+    let (mut totals, mut ratios, mut apart) = ([(0u64, Duration::ZERO); 2], Vec::new(), 0.0);
+    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
     let start = Instant::now();
     while start.elapsed() < deadline {
         let mut rates = [0.0; 2];
         for (k, pool) in [&one, &many].into_iter().enumerate() {
-            let (packets, elapsed) = pool.install(|| run.for_at_least(SLICE))?;
-            totals[k].0 += packets;
-            totals[k].1 += elapsed;
-            rates[k] = packets as f64 / elapsed.as_secs_f64();
+            let r = pool.install(|| run.for_at_least(SLICE))?;
+            totals[k].0 += r.0;
+            totals[k].1 += r.1;
+            rates[k] = rate(r);
         }
         ratios.push(rates[1] / rates[0]);
+        let each = std::thread::scope(|s| {
+            let handles: Vec<_> = alone
+                .iter_mut()
+                .map(|(pool, r)| s.spawn(move || pool.install(|| r.for_at_least(SLICE))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| "a sender thread panicked".to_string())?
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })?;
+        apart += each.into_iter().map(rate).sum::<f64>() / rates[0];
     }
-    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
     ratios.sort_by(f64::total_cmp);
     println!(
         "mode=scaling threads=1,{} payload_len={} slices={} slice_ms={} sha1_kernel={}",
@@ -191,11 +215,13 @@ fn scaling(p: &Params) -> Result<(), Error> {
         mbms_simd::sha1_kernel().name()
     );
     println!(
-        "packets_per_second_1={:.0} packets_per_second_{}={:.0} median_slice_ratio={:.3}",
+        "packets_per_second_1={:.0} packets_per_second_{}={:.0} median_slice_ratio={:.3} \
+         independent_senders_ratio={:.3}",
         rate(totals[0]),
         p.threads,
         rate(totals[1]),
-        ratios[ratios.len() / 2]
+        ratios[ratios.len() / 2],
+        apart / ratios.len() as f64
     );
     println!("scaling_ratio={:.3}", rate(totals[1]) / rate(totals[0]));
     Ok(())

@@ -82,7 +82,7 @@ for _ in $(seq "$rounds"); do
   run none
   one_core+=("$("$srtp_rate" batch 1 "$payload" 1 | sed -n 's/^packets_per_second=//p')")
 done
-echo "one core alone, protect_batch of ${payload}-byte payloads: ${one_core[*]} packets/s" | tee -a "$results"
+echo "one core alone, protect_batch of ${payload}-byte payloads: ${one_core[*]} packets/s"
 
 python3 - "$results" <<'PY'
 import re, statistics, sys
@@ -95,18 +95,15 @@ p, n = statistics.median(rates["srtp"]), statistics.median(rates["none"])
 print(f"== median: protected {p:,.0f} packets/s, unprotected {n:,.0f} packets/s; "
       f"protected/unprotected {p / n:.2f} (protection costs {100 * (1 - p / n):.0f}%)")
 PY
-python3 - "$results" <<'PY'
+python3 - "$results" "${one_core[@]}" <<'PY'
 import re, statistics, sys
-cpu, alone = {}, []
+cpu = {}
 for line in open(sys.argv[1]):
-    if line.startswith("one core alone"):
-        alone = [float(x) for x in line.split(":")[1].split()[:-1]]
-        continue
     m = re.search(r"cpu ([\d.]+) us/packet", line)
     cpu.setdefault(line.split()[0], []).append(float(m.group(1)))
 x = statistics.median(cpu["none"])
 c = statistics.median(cpu["srtp"]) - x
-one = statistics.median(alone)
+one = statistics.median(float(r) for r in sys.argv[2:])
 print(f"== CPU per packet (sender + sink, median): unprotected X = {x:.2f} us, protection adds "
       f"c = {c:.2f} us; one core alone protects a packet in {1e6 / one:.2f} us ({one / 1e6:.2f} M/s)")
 for ratio in (0.75, 0.9):

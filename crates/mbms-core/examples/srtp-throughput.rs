@@ -159,10 +159,8 @@ fn batch(p: &Params) -> Result<(u64, Duration), Error> {
         .map_err(Into::into)
 }
 
-/// `scaling`: a pool of 1 thread and a pool of `threads` take turns, `SLICE` each, on the same
-/// kind of batches; each pool's packets/s over its own slices, and their ratio. Both see the
-/// same host (clock, neighbours), so the ratio holds still on a noisy machine where two separate
-/// runs seconds apart do not. Prints `scaling_ratio=<x>`.
+/// `scaling` (see the module doc): turns of `SLICE` for a pool of 1, a pool of `threads`, and
+/// `threads` independent 1-thread senders.
 fn scaling(p: &Params) -> Result<(), Error> {
     const SLICE: Duration = Duration::from_millis(100);
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;

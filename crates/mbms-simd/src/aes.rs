@@ -147,17 +147,19 @@ mod imp {
         b
     }
 
-    /// XORs `ks` into `data` (at most `32 * ks.len()` bytes): whole 32-byte pieces in place,
-    /// the last partial piece through a 32-byte stack buffer that is wiped afterwards (on the
-    /// receiving side it held plaintext, which the caller may wipe from `data` later).
+    /// XORs `ks` into `data` (at most `32 * ks.len()` bytes): whole 32-byte pieces in place, then
+    /// a whole 16-byte block of the last piece in place, and its last 1 to 15 bytes through a
+    /// 16-byte stack buffer that is wiped afterwards (on the receiving side it held plaintext,
+    /// which the caller may wipe from `data` later). The in-place 16-byte block spares a
+    /// 1200-byte payload (37 pieces and a half) the buffer: about 1% of a protected packet.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn xor_tail(data: &mut [u8], ks: &[__m256i]) {
-        #[repr(align(32))]
-        struct Piece([u8; 32]);
+        #[repr(align(16))]
+        struct Block([u8; 16]);
         debug_assert!(data.len() <= 32 * ks.len());
         let mut pieces = data.chunks_exact_mut(32);
         let mut keys = ks.iter();
@@ -166,17 +168,29 @@ mod imp {
             // SAFETY: `piece` is 32 bytes, the width of the unaligned load and store.
             unsafe { _mm256_storeu_si256(p, _mm256_xor_si256(_mm256_loadu_si256(p), *k)) };
         }
-        let last = pieces.into_remainder();
-        if let (false, Some(k)) = (last.is_empty(), keys.next()) {
-            let mut buf = Piece([0; 32]);
+        let mut last = pieces.into_remainder();
+        let Some(k) = keys.next().filter(|_| !last.is_empty()) else {
+            return;
+        };
+        let mut half = _mm256_castsi256_si128(*k);
+        if last.len() >= 16 {
+            let (block, rest) = last.split_at_mut(16);
+            let p = block.as_mut_ptr().cast::<__m128i>();
+            // SAFETY: `block` is 16 bytes, the width of the unaligned load and store.
+            unsafe { _mm_storeu_si128(p, _mm_xor_si128(_mm_loadu_si128(p), half)) };
+            half = _mm256_extracti128_si256(*k, 1);
+            last = rest;
+        }
+        if !last.is_empty() {
+            let mut buf = Block([0; 16]);
             buf.0[..last.len()].copy_from_slice(last);
-            let p = buf.0.as_mut_ptr().cast::<__m256i>();
-            // SAFETY: `buf` is 32 bytes aligned to 32, so the aligned load and stores are inside
+            let p = buf.0.as_mut_ptr().cast::<__m128i>();
+            // SAFETY: `buf` is 16 bytes aligned to 16, so the aligned load and stores are inside
             // it and aligned; the volatile store keeps the wipe from being optimised away.
             unsafe {
-                _mm256_store_si256(p, _mm256_xor_si256(_mm256_load_si256(p), *k));
+                _mm_store_si128(p, _mm_xor_si128(_mm_load_si128(p), half));
                 last.copy_from_slice(&buf.0[..last.len()]);
-                core::ptr::write_volatile(p, _mm256_setzero_si256());
+                core::ptr::write_volatile(p, _mm_setzero_si128());
             }
         }
     }

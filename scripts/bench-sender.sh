@@ -8,6 +8,10 @@
 #   scripts/bench-sender.sh                    # 3 rounds of 1M packets per mode
 #   ROUNDS=5 PACKETS=200000 LOOPS=10 scripts/bench-sender.sh
 #   SECONDS_ONLY=1 ...                         # (CI) one short round, to prove the script works
+#   AGAINST="--read-thread --crypto-threads 1" ROUNDS=8 scripts/bench-sender.sh
+#       # two sender settings side by side instead: protected runs with SENDER_ARGS and with
+#       # AGAINST's arguments in turns (which goes first alternating by round); prints the
+#       # rate ratio of each round (SENDER_ARGS over AGAINST) and their median
 #
 # Prints one line per run and a summary: median packets/s per mode, and protected/unprotected.
 # Each run also reports the CPU time (user + system) of the sender and the sink per packet; the
@@ -28,6 +32,7 @@ payload="${PAYLOAD:-1200}"
 group="${GROUP:-239.255.77.1}"
 port="${PORT:-5004}"
 extra=(${SENDER_ARGS:-})
+against=(${AGAINST:-})
 if [ -n "${SECONDS_ONLY:-}" ]; then
   rounds=1 packets=20000 loops=1
 fi
@@ -52,7 +57,8 @@ echo "== machine: $(nproc) CPUs, $(uname -r)"
 
 results="$work/results.txt"
 run() {
-  local mode="$1"
+  local label="$1" mode="$2"
+  shift 2
   # CPU seconds (user, system) of each process, from bash's `time`.
   local TIMEFORMAT='%U %S'
   { time "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null; } \
@@ -61,25 +67,47 @@ run() {
   sleep 0.3
   { time "$send" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
     --loop "$loops" --fast --group "$group" --port "$port" --interface lo \
-    --progress never --protection "$mode" "${extra[@]}" >"$work/send.json" 2>"$work/send.err"; } \
+    --progress never --protection "$mode" "$@" >"$work/send.json" 2>"$work/send.err"; } \
     2>"$work/send.cpu" || { cat "$work/send.err" >&2; exit 1; }
   wait "$sink_pid"
-  python3 - "$mode" "$work" <<'PY' | tee -a "$results"
+  python3 - "$label" "$work" <<'PY' | tee -a "$results"
 import json, sys
 mode, w = sys.argv[1], sys.argv[2]
 s, r = json.load(open(f"{w}/send.json")), json.load(open(f"{w}/sink.json"))
 cpu = sum(float(x) for f in ("send.cpu", "sink.cpu") for x in open(f"{w}/{f}").read().split()[-2:])
-print(f"{mode:5} sent {s['packets']:>9} packets  {s['packets_per_s']:>11,.0f} packets/s  "
+print(f"{mode:7} sent {s['packets']:>9} packets  {s['packets_per_s']:>11,.0f} packets/s  "
       f"{s['gbit_per_s']:6.2f} Gbit/s   sink got {r['datagrams']:>9} ({r['datagrams_per_s']:>11,.0f}/s)  "
       f"cpu {1e6 * cpu / s['packets']:.2f} us/packet")
 PY
 }
 
 echo "== runs (sender-side rate: datagrams handed to the kernel per second of the run)"
+if [ -n "${AGAINST:-}" ]; then
+  echo "== side by side, protected: args [${extra[*]}] against [${against[*]}]"
+  for i in $(seq "$rounds"); do
+    if [ $((i % 2)) = 1 ]; then
+      run args srtp "${extra[@]}"; run against srtp "${against[@]}"
+    else
+      run against srtp "${against[@]}"; run args srtp "${extra[@]}"
+    fi
+  done
+  python3 - "$results" <<'PY'
+import re, statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    rate = float(re.search(r"([\d,]+) packets/s", line).group(1).replace(",", ""))
+    rates.setdefault(line.split()[0], []).append(rate)
+ratios = [a / b for a, b in zip(rates["args"], rates["against"])]
+print("== per round, args/against: " + " ".join(f"{r:.2f}" for r in ratios))
+print(f"== median ratio {statistics.median(ratios):.3f}; median rates: args "
+      f"{statistics.median(rates['args']):,.0f}, against {statistics.median(rates['against']):,.0f} packets/s")
+PY
+  exit 0
+fi
 one_core=()
 for _ in $(seq "$rounds"); do
-  run srtp
-  run none
+  run srtp srtp "${extra[@]}"
+  run none none "${extra[@]}"
   one_core+=("$("$srtp_rate" batch 1 "$payload" 1 | sed -n 's/^packets_per_second=//p')")
 done
 echo "one core alone, protect_batch of ${payload}-byte payloads: ${one_core[*]} packets/s"

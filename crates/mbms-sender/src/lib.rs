@@ -3,8 +3,8 @@
 //! The binary (`src/main.rs`) is a thin CLI over this library, so tests and benches drive the
 //! same code. The parts:
 //! - sources: RTP from pcap/pcapng captures (mbms-capture) or the built-in [`generator`];
-//! - [`pipeline`]: reader thread → SRTP across cores (mbms-core) → in-order sender thread with
-//!   pacing and UDP GSO ([`net`]), and the `--pcap-out` copy (mbms-capture);
+//! - [`pipeline`]: the source read and protected in batches across cores (mbms-core) → in-order
+//!   sender thread with pacing and UDP GSO ([`net`]), and the `--pcap-out` copy (mbms-capture);
 //! - [`keystate`]: the MSK, MTK rotation and MTK messages, with every MTK ID, MIKEY counter and
 //!   SRTP index reserved in the key store (mbms-keystore, SQLite) before use.
 

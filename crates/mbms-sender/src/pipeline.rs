@@ -1,11 +1,16 @@
 //! The sending pipeline:
 //!
 //! ```text
-//! reader thread ──batches──▶ protect stage (this thread) ──batches──▶ sender thread
-//!  (capture/generator)        MTK rotation and repeats,               pacing, GSO sends,
-//!                             SRTP across cores (rayon),              pcap out, stats
-//!                             index reservations committed
+//! protect stage (this thread) ──batches──▶ sender thread
+//!  reads the source (capture/generator),    pacing, GSO sends,
+//!  MTK rotation and repeats,                pcap out, stats
+//!  SRTP across cores (rayon),
+//!  index reservations committed
 //! ```
+//! The stage reads a batch from the source, protects it, and reads the next: one thread fewer
+//! than a reader thread of its own, and a batch's payloads are protected on the core that just
+//! copied them. `PipelineConfig::read_thread` puts the reading on a thread of its own again
+//! (a bounded channel of batches to the stage), for sources that may block.
 //! Channels are bounded, so a slow socket holds the reader back instead of filling memory.
 //! Order is kept end to end: a new MTK's message always leaves before its first packet.
 
@@ -93,10 +98,23 @@ pub struct PipelineConfig {
     pub passes: u64,
     /// Threads of the SRTP stage (1: the stage does the crypto itself, without hand-offs).
     pub crypto_threads: usize,
+    /// Read the source on a thread of its own (false: the stage reads it between batches).
+    pub read_thread: bool,
 }
 
 /// Time base of deterministic pcaps: 2026-01-01T00:00:00Z.
 pub const DETERMINISTIC_EPOCH: Duration = Duration::from_secs(1_767_225_600);
+
+/// Where the source is read.
+enum Reading {
+    /// On a thread of its own, which hands batches over a channel.
+    Thread(
+        thread::JoinHandle<Result<Box<dyn Source>, SendError>>,
+        Receiver<Input>,
+    ),
+    /// By the stage, between batches.
+    Inline(Box<dyn Source>),
+}
 
 enum Input {
     Batch(Vec<MediaPacket>),
@@ -135,18 +153,24 @@ pub fn run(
     }
     let start = Instant::now();
     let current_mtk = Arc::new(AtomicU32::new(u32::MAX));
-    let (in_tx, in_rx) = bounded::<Input>(8);
     let (out_tx, out_rx) = bounded::<Vec<Datagram>>(8);
 
     let batch = cfg.batch.max(1);
     let passes = cfg.passes;
-    let reader_stop = stop.clone();
-    let reader = thread::Builder::new()
-        .name("mbms-read".into())
-        .spawn(move || {
-            read_loop(&mut *source, &in_tx, batch, passes, &reader_stop).map(|()| source)
-        })
-        .map_err(|e| SendError::Thread(e.to_string()))?;
+    let reading = if cfg.read_thread {
+        let (in_tx, in_rx) = bounded::<Input>(8);
+        let reader_stop = stop.clone();
+        let reader = thread::Builder::new()
+            .name("mbms-read".into())
+            .spawn(move || {
+                let mut emit = |input| in_tx.send(input).is_ok();
+                read_loop(&mut *source, &mut emit, batch, passes, &reader_stop).map(|()| source)
+            })
+            .map_err(|e| SendError::Thread(e.to_string()))?;
+        Reading::Thread(reader, in_rx)
+    } else {
+        Reading::Inline(source)
+    };
 
     let bearer = match &cfg.network {
         Some(o) => Some(Bearer::open(o)?),
@@ -196,26 +220,24 @@ pub fn run(
         current_mtk: &current_mtk,
         ssrcs: Vec::new(),
         stop: &stop,
+        bytes: 0,
+        packets: 0,
     };
     // The stage runs on a pool of its own: with one thread the crypto stays on it (no wake-ups,
-    // no idle spinning taking CPU from the reader and sender threads); with more, batches are
-    // split across them.
+    // no idle spinning taking CPU from the sender thread); with more, batches are split across
+    // them.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.crypto_threads.max(1))
         .thread_name(|i| format!("mbms-srtp-{i}"))
         .build()
         .map_err(|e| SendError::Thread(e.to_string()))?;
-    let protect_result = pool.install(|| stage.run(&in_rx));
+    let (protect_result, read) = pool.install(|| stage.drive(reading, batch, passes));
     let (skipped_index, skipped_other) = (stage.skipped_index, stage.skipped_other);
     drop(stage);
-    drop(in_rx);
     drop(out_tx);
     let sent = sender
         .join()
         .map_err(|_| SendError::Thread("sender thread panicked".into()))?;
-    let read = reader
-        .join()
-        .map_err(|_| SendError::Thread("reader thread panicked".into()))?;
     let mut stats = sent?;
     protect_result?;
     let source = read?;
@@ -237,9 +259,11 @@ pub fn run(
     Ok(stats)
 }
 
+/// Reads `source` in batches of `batch` packets (`passes` times, 0: until stopped) and hands
+/// them to `emit`, which returns `false` when it takes no more.
 fn read_loop(
     source: &mut dyn Source,
-    tx: &Sender<Input>,
+    emit: &mut dyn FnMut(Input) -> bool,
     batch: usize,
     passes: u64,
     stop: &AtomicBool,
@@ -253,7 +277,7 @@ fn read_loop(
         loop {
             if stop.load(Ordering::Relaxed) {
                 if !buf.is_empty() {
-                    let _ = tx.send(Input::Batch(buf));
+                    let _ = emit(Input::Batch(buf));
                 }
                 return Ok(());
             }
@@ -262,7 +286,7 @@ fn read_loop(
                 Ok(None) => break,
                 Err(e) => {
                     if !buf.is_empty() {
-                        let _ = tx.send(Input::Batch(buf));
+                        let _ = emit(Input::Batch(buf));
                     }
                     return Err(e);
                 }
@@ -275,12 +299,12 @@ fn read_loop(
             });
             if buf.len() >= batch {
                 let full = std::mem::replace(&mut buf, Vec::with_capacity(batch));
-                if tx.send(Input::Batch(full)).is_err() {
+                if !emit(Input::Batch(full)) {
                     return Ok(());
                 }
             }
         }
-        if !buf.is_empty() && tx.send(Input::Batch(buf)).is_err() {
+        if !buf.is_empty() && !emit(Input::Batch(buf)) {
             return Ok(());
         }
         pass += 1;
@@ -295,7 +319,7 @@ fn read_loop(
         };
         offset = offset.saturating_add(last).saturating_add(gap);
         source.rewind()?;
-        if tx.send(Input::NewPass).is_err() {
+        if !emit(Input::NewPass) {
             return Ok(());
         }
     }
@@ -380,16 +404,14 @@ struct Stage<'a> {
     current_mtk: &'a AtomicU32,
     ssrcs: Vec<u32>,
     stop: &'a AtomicBool,
+    /// Media bytes and packets so far, for `schedule`.
+    bytes: u64,
+    packets: u64,
 }
 
 impl Stage<'_> {
     /// When a packet of media time `media` is due, from the start of the run.
-    fn schedule(
-        &self,
-        media: Duration,
-        media_bytes: &mut u64,
-        media_packets: u64,
-    ) -> Option<Duration> {
+    fn schedule(&self, media: Duration, media_bytes: u64, media_packets: u64) -> Option<Duration> {
         match self.cfg.pacing {
             Pacing::Source { speed } => Some(
                 Duration::try_from_secs_f64(media.as_secs_f64() / speed).unwrap_or(Duration::MAX),
@@ -398,7 +420,7 @@ impl Stage<'_> {
                 Duration::try_from_secs_f64(media_packets as f64 / pps).unwrap_or(Duration::MAX),
             ),
             Pacing::Bits(bps) => Some(
-                Duration::try_from_secs_f64(*media_bytes as f64 * 8.0 / bps)
+                Duration::try_from_secs_f64(media_bytes as f64 * 8.0 / bps)
                     .unwrap_or(Duration::MAX),
             ),
             Pacing::Fast => None,
@@ -415,64 +437,116 @@ impl Stage<'_> {
         }
     }
 
+    /// Runs the stage over the source, read as `reading` says, to its end, an error or a stop:
+    /// the stage's result, and the source back (or the error that ended its reading).
+    fn drive(
+        &mut self,
+        reading: Reading,
+        batch: usize,
+        passes: u64,
+    ) -> (Result<(), SendError>, Result<Box<dyn Source>, SendError>) {
+        match reading {
+            Reading::Thread(reader, rx) => {
+                let done = self.run(&rx);
+                // The reader, blocked on a full channel or not, ends once the channel is closed.
+                drop(rx);
+                let read = reader
+                    .join()
+                    .map_err(|_| SendError::Thread("reader thread panicked".into()))
+                    .and_then(|r| r);
+                (done, read)
+            }
+            Reading::Inline(mut source) => {
+                let stop = self.stop;
+                let mut failed = None;
+                let mut emit = |input| {
+                    // Stopped: the input is dropped, as the threaded stage drops what is queued.
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    match self.handle(input) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                };
+                let read = read_loop(&mut *source, &mut emit, batch, passes, stop);
+                let done = match failed {
+                    Some(e) => Err(e),
+                    None => self.flush().and_then(|()| self.send_out()),
+                };
+                (done, read.map(|()| source))
+            }
+        }
+    }
+
+    /// The stage fed by a reader thread.
     fn run(&mut self, rx: &Receiver<Input>) -> Result<(), SendError> {
-        let (mut bytes, mut packets) = (0u64, 0u64);
         for input in rx {
             if self.stop.load(Ordering::Relaxed) {
                 // Stopped: queued input is dropped (the sender thread drops what it has queued).
                 break;
             }
-            match input {
-                Input::NewPass => {
-                    self.flush()?;
-                    self.seq.new_pass();
-                }
-                Input::Batch(pkts) => {
-                    let wall = self.start.elapsed();
-                    for mut p in pkts {
-                        let at = self.schedule(p.at, &mut bytes, packets);
-                        packets += 1;
-                        bytes += p.data.len() as u64;
-                        let now = self.clock(at, p.at, wall);
-                        let d = self.keys.as_deref().map(|k| k.due(now));
-                        if let Some(d) = d {
-                            if d != Due::Nothing {
-                                self.flush()?;
-                            }
-                            let Some(keys) = self.keys.as_deref_mut() else {
-                                continue;
-                            };
-                            if d != Due::Nothing {
-                                let mut m = Vec::new();
-                                if d == Due::Rotate {
-                                    let id = keys.rotate(self.srtp, now, &mut m)?;
-                                    self.current_mtk.store(u32::from(id.0), Ordering::Relaxed);
-                                } else {
-                                    keys.repeat(now, &mut m)?;
-                                }
-                                self.out.push(Datagram {
-                                    dst: Dst::Mikey,
-                                    bytes: BytesMut::from(&m[..]),
-                                    at,
-                                    media: p.at,
-                                });
-                            }
-                            keys.count_packets(1);
-                        }
-                        let (srtp, keyed) = (&*self.srtp, self.keys.is_some());
-                        self.seq.map(
-                            |ssrc| keyed.then(|| srtp.last_index(ssrc)).flatten(),
-                            &mut p,
-                        );
-                        self.pending_at.push(at);
-                        self.pending.push(p);
-                    }
-                    self.flush()?;
-                }
-            }
+            self.handle(input)?;
         }
         self.flush()?;
         self.send_out()
+    }
+
+    /// One batch, or the start of a new pass: MTK rotations and repeats, sequence numbers, and
+    /// the batch protected and queued for the sender thread.
+    fn handle(&mut self, input: Input) -> Result<(), SendError> {
+        match input {
+            Input::NewPass => {
+                self.flush()?;
+                self.seq.new_pass();
+            }
+            Input::Batch(pkts) => {
+                let wall = self.start.elapsed();
+                for mut p in pkts {
+                    let at = self.schedule(p.at, self.bytes, self.packets);
+                    self.packets += 1;
+                    self.bytes += p.data.len() as u64;
+                    let now = self.clock(at, p.at, wall);
+                    let d = self.keys.as_deref().map(|k| k.due(now));
+                    if let Some(d) = d {
+                        if d != Due::Nothing {
+                            self.flush()?;
+                        }
+                        let Some(keys) = self.keys.as_deref_mut() else {
+                            continue;
+                        };
+                        if d != Due::Nothing {
+                            let mut m = Vec::new();
+                            if d == Due::Rotate {
+                                let id = keys.rotate(self.srtp, now, &mut m)?;
+                                self.current_mtk.store(u32::from(id.0), Ordering::Relaxed);
+                            } else {
+                                keys.repeat(now, &mut m)?;
+                            }
+                            self.out.push(Datagram {
+                                dst: Dst::Mikey,
+                                bytes: BytesMut::from(&m[..]),
+                                at,
+                                media: p.at,
+                            });
+                        }
+                        keys.count_packets(1);
+                    }
+                    let (srtp, keyed) = (&*self.srtp, self.keys.is_some());
+                    self.seq.map(
+                        |ssrc| keyed.then(|| srtp.last_index(ssrc)).flatten(),
+                        &mut p,
+                    );
+                    self.pending_at.push(at);
+                    self.pending.push(p);
+                }
+                self.flush()?;
+            }
+        }
+        Ok(())
     }
 
     /// Protects the pending packets and queues them for the sender thread.

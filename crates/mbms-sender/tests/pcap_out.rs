@@ -147,10 +147,11 @@ fn tshark_dissects_demo_pcap_cleanly() {
     );
 }
 
-fn deterministic_run(dir: &Path, key: &Path, seed: u64, name: &str) -> Vec<u8> {
+fn deterministic_run(dir: &Path, key: &Path, seed: u64, name: &str, extra: &[&str]) -> Vec<u8> {
     let state = dir.join(format!("state-{name}"));
     let pcap = dir.join(format!("{name}.pcap"));
-    run(args([
+    let seed = seed.to_string();
+    let mut argv = vec![
         "send",
         "--state-dir",
         state.to_str().unwrap(),
@@ -171,34 +172,47 @@ fn deterministic_run(dir: &Path, key: &Path, seed: u64, name: &str) -> Vec<u8> {
         "0.1",
         "--fast",
         "--deterministic",
-        &seed.to_string(),
+        &seed,
         "--no-network",
         "--pcap-out",
         pcap.to_str().unwrap(),
         "--progress",
         "never",
-    ]))
-    .assert_success();
+    ];
+    argv.extend_from_slice(extra);
+    run(args(argv)).assert_success();
     std::fs::read(pcap).unwrap()
 }
 
 /// `--deterministic 7 --no-network` into fresh state directories: byte-identical pcaps (with
-/// MTK rotations and repeats in them, timestamps from media time); seed 8 gives another pcap.
-/// The pcap opens under the MSK.
+/// MTK rotations and repeats in them, timestamps from media time), also with the source read
+/// on a thread of its own, other thread counts and another batch size; seed 8 gives another
+/// pcap. The pcap opens under the MSK.
 #[test]
 fn deterministic_pcaps_are_byte_identical() {
     let dir = common::tempdir();
     let key = dir.path().join("det.msk");
     let msk = new_msk(&dir.path().join("keys"), "default", &key);
-    let a = deterministic_run(dir.path(), &key, 7, "a");
-    let b = deterministic_run(dir.path(), &key, 7, "b");
-    let c = deterministic_run(dir.path(), &key, 8, "c");
-    assert!(
-        a == b,
-        "same seed, different pcaps ({} vs {} bytes)",
-        a.len(),
-        b.len()
+    let a = deterministic_run(dir.path(), &key, 7, "a", &[]);
+    let b = deterministic_run(dir.path(), &key, 7, "b", &[]);
+    let c = deterministic_run(dir.path(), &key, 8, "c", &[]);
+    let threaded = ["--read-thread", "--crypto-threads", "1"];
+    let d = deterministic_run(dir.path(), &key, 7, "d", &threaded);
+    let e = deterministic_run(
+        dir.path(),
+        &key,
+        7,
+        "e",
+        &["--crypto-threads", "3", "--batch", "7"],
     );
+    for (name, other) in [("b", &b), ("d", &d), ("e", &e)] {
+        assert!(
+            a == *other,
+            "same seed, different pcaps: a and {name} ({} vs {} bytes)",
+            a.len(),
+            other.len()
+        );
+    }
     assert!(a != c, "seeds 7 and 8 give the same pcap");
 
     let sent = common::read_complete_pcap(&dir.path().join("a.pcap"));

@@ -12,6 +12,8 @@
 #       # two sender settings side by side instead: protected runs with SENDER_ARGS and with
 #       # AGAINST's arguments in turns (which goes first alternating by round); prints the
 #       # rate ratio of each round (SENDER_ARGS over AGAINST) and their median
+#   AGAINST_BIN=/tmp/old/mbms-send ROUNDS=12 scripts/bench-sender.sh
+#       # the same, against another build of mbms-send (before a change, say)
 #
 # Prints one line per run and a summary: median packets/s per mode, and protected/unprotected.
 # Each run also reports the CPU time (user + system) of the sender and the sink per packet; the
@@ -33,6 +35,7 @@ group="${GROUP:-239.255.77.1}"
 port="${PORT:-5004}"
 extra=(${SENDER_ARGS:-})
 against=(${AGAINST:-})
+against_bin="${AGAINST_BIN:-}"
 if [ -n "${SECONDS_ONLY:-}" ]; then
   rounds=1 packets=20000 loops=1
 fi
@@ -43,6 +46,7 @@ cargo build --release --locked -q -p mbms-core --example srtp-throughput
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 send="$target_dir/release/mbms-send"
+against_send="${against_bin:-$send}"
 sink="$target_dir/release/examples/mcast-sink"
 srtp_rate="$target_dir/release/examples/srtp-throughput"
 
@@ -57,15 +61,16 @@ echo "== machine: $(nproc) CPUs, $(uname -r)"
 
 results="$work/results.txt"
 run() {
-  local label="$1" mode="$2"
+  local label="$1" mode="$2" bin="$send"
   shift 2
+  if [ "$label" = against ]; then bin="$against_send"; fi
   # CPU seconds (user, system) of each process, from bash's `time`.
   local TIMEFORMAT='%U %S'
   { time "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null; } \
     2>"$work/sink.cpu" &
   local sink_pid=$!
   sleep 0.3
-  { time "$send" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
+  { time "$bin" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
     --loop "$loops" --fast --group "$group" --port "$port" --interface lo \
     --progress never --protection "$mode" "$@" >"$work/send.json" 2>"$work/send.err"; } \
     2>"$work/send.cpu" || { cat "$work/send.err" >&2; exit 1; }
@@ -82,8 +87,8 @@ PY
 }
 
 echo "== runs (sender-side rate: datagrams handed to the kernel per second of the run)"
-if [ -n "${AGAINST:-}" ]; then
-  echo "== side by side, protected: args [${extra[*]}] against [${against[*]}]"
+if [ -n "${AGAINST:-}${AGAINST_BIN:-}" ]; then
+  echo "== side by side, protected: $send [${extra[*]}] against $against_send [${against[*]}]"
   for i in $(seq "$rounds"); do
     if [ $((i % 2)) = 1 ]; then
       run args srtp "${extra[@]}"; run against srtp "${against[@]}"

@@ -24,6 +24,12 @@
 # (the srtp-throughput example's batch mode, 1 s, in the same run) to compare them with.
 set -euo pipefail
 
+# AGAINST_BIN relative to where the script was started, before the cd below.
+against_bin=""
+if [ -n "${AGAINST_BIN:-}" ]; then
+  against_bin="$(realpath -- "$AGAINST_BIN")"
+  [ -x "$against_bin" ] || { echo "bench-sender: AGAINST_BIN=$AGAINST_BIN is not an executable" >&2; exit 1; }
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
@@ -33,9 +39,9 @@ loops="${LOOPS:-10}"           # times the capture is played per run
 payload="${PAYLOAD:-1200}"
 group="${GROUP:-239.255.77.1}"
 port="${PORT:-5004}"
-extra=(${SENDER_ARGS:-})
-against=(${AGAINST:-})
-against_bin="${AGAINST_BIN:-}"
+read -r -a extra <<<"${SENDER_ARGS:-}"
+# The other side's arguments: AGAINST, or (AGAINST unset, AGAINST_BIN given) SENDER_ARGS too.
+read -r -a against <<<"${AGAINST-${SENDER_ARGS:-}}"
 if [ -n "${SECONDS_ONLY:-}" ]; then
   rounds=1 packets=20000 loops=1
 fi
@@ -51,7 +57,9 @@ sink="$target_dir/release/examples/mcast-sink"
 srtp_rate="$target_dir/release/examples/srtp-throughput"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+sink_pid=""
+# On an early exit, the sink (a child of the subshell timing it) goes too.
+trap '[ -n "$sink_pid" ] && kill $(pgrep -P "$sink_pid") "$sink_pid" 2>/dev/null; rm -rf "$work"' EXIT
 "$send" keys new --state-dir "$work/state" --service bench --out "$work/bench.msk" >/dev/null
 "$send" send --generate --payload-size "$payload" --count "$packets" --streams 4 \
   --protection none --no-network --fast --progress never --deterministic 1 \
@@ -68,13 +76,13 @@ run() {
   local TIMEFORMAT='%U %S'
   { time "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null; } \
     2>"$work/sink.cpu" &
-  local sink_pid=$!
+  sink_pid=$!
   sleep 0.3
   { time "$bin" send --state-dir "$work/state" --service bench --pcap "$work/in.pcap" \
     --loop "$loops" --fast --group "$group" --port "$port" --interface lo \
     --progress never --protection "$mode" "$@" >"$work/send.json" 2>"$work/send.err"; } \
     2>"$work/send.cpu" || { cat "$work/send.err" >&2; exit 1; }
-  wait "$sink_pid"
+  wait "$sink_pid"; sink_pid=""
   python3 - "$label" "$work" <<'PY' | tee -a "$results"
 import json, sys
 mode, w = sys.argv[1], sys.argv[2]

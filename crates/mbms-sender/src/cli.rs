@@ -946,7 +946,7 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Threads of the protecting pool when `--crypto-threads` is not given. The pool's first thread
+/// Threads of the protecting pool when `--crypto-threads` is not given. A thread of the pool
 /// also reads the source (unless `read_thread`), so the pool takes all but the sender thread's
 /// CPU, and at least 2 threads on 2 CPUs: there a second thread taking half of each batch's
 /// crypto sent 1.19 times (median of 8 rounds side by side, `docs/sender.md`) what one thread

@@ -8,9 +8,10 @@
 //!  index reservations committed
 //! ```
 //! The stage reads a batch from the source, protects it, and reads the next: one thread fewer
-//! than a reader thread of its own, and a batch's payloads are protected on the core that just
-//! copied them. `PipelineConfig::read_thread` puts the reading on a thread of its own again
-//! (a bounded channel of batches to the stage), for sources that may block.
+//! than a reader thread of its own, and the part of a batch the stage's own thread protects
+//! (all of it with one crypto thread) is protected on the core that just copied it.
+//! `PipelineConfig::read_thread` puts the reading on a thread of its own again, feeding the
+//! stage over a bounded channel of batches, so that reading overlaps protection.
 //! Channels are bounded, so a slow socket holds the reader back instead of filling memory.
 //! Order is kept end to end: a new MTK's message always leaves before its first packet.
 
@@ -231,7 +232,17 @@ pub fn run(
         .thread_name(|i| format!("mbms-srtp-{i}"))
         .build()
         .map_err(|e| SendError::Thread(e.to_string()))?;
-    let (protect_result, read) = pool.install(|| stage.drive(reading, batch, passes));
+    // A panic in the stage or the source (none is expected: both return errors) still ends the
+    // run the normal way: the sender thread writes out what it has and is joined.
+    let driven = pool.install(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stage.drive(reading, batch, passes)
+        }))
+    });
+    let (protect_result, read) = driven.unwrap_or_else(|_| {
+        let panicked = || SendError::Thread("the protecting stage panicked".into());
+        (Err(panicked()), Err(panicked()))
+    });
     let (skipped_index, skipped_other) = (stage.skipped_index, stage.skipped_other);
     drop(stage);
     drop(out_tx);

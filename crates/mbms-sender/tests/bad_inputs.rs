@@ -69,6 +69,16 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 /// they decrypt to the input's first 300).
 #[test]
 fn truncated_capture_sends_complete_packets_then_fails() {
+    truncated_capture(&[]);
+}
+
+/// The same with the source read on a thread of its own.
+#[test]
+fn truncated_capture_with_a_reader_thread() {
+    truncated_capture(&["--read-thread"]);
+}
+
+fn truncated_capture(extra: &[&str]) {
     let s = Setup::new();
     let full = s.path("full.pcap");
     make_input(&full, 2, 200, 600, 1000.0);
@@ -79,13 +89,15 @@ fn truncated_capture_sends_complete_packets_then_fails() {
     let cut = s.path("cut.pcap");
     std::fs::write(&cut, &bytes[..cut_at]).unwrap();
     let out_pcap = s.path("out.pcap");
-    let out = s.send(&[
+    let mut argv = vec![
         "--pcap",
         cut.to_str().unwrap(),
         "--no-network",
         "--pcap-out",
         out_pcap.to_str().unwrap(),
-    ]);
+    ];
+    argv.extend_from_slice(extra);
+    let out = s.send(&argv);
     let err = out.assert_failure();
     assert!(err.contains("cut.pcap"), "{err}");
     assert!(err.contains("truncated"), "{err}");

@@ -14,13 +14,21 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Starts an endless generator run at 1000 packets/s writing `pcap`, with `batch` packets per
-/// pipeline batch and a new MTK every `rotate_secs`; returns once the pcap exists (the signal handlers are in place by then).
-fn start(dir: &Path, pcap: &Path, batch: u32, rotate_secs: &str) -> (Child, Instant) {
+/// pipeline batch, a new MTK every `rotate_secs` and `extra` options; returns once the pcap
+/// exists (the signal handlers are in place by then).
+fn start(
+    dir: &Path,
+    pcap: &Path,
+    batch: u32,
+    rotate_secs: &str,
+    extra: &[&str],
+) -> (Child, Instant) {
     let key = dir.join("sig.msk");
     let state = dir.join("state");
     new_msk(&state, "default", &key);
     let started = Instant::now();
-    let child = common::spawn(args([
+    let batch = batch.to_string();
+    let mut argv = vec![
         "send",
         "--state-dir",
         state.to_str().unwrap(),
@@ -36,13 +44,15 @@ fn start(dir: &Path, pcap: &Path, batch: u32, rotate_secs: &str) -> (Child, Inst
         "--rotate-secs",
         rotate_secs,
         "--batch",
-        &batch.to_string(),
+        &batch,
         "--no-network",
         "--pcap-out",
         pcap.to_str().unwrap(),
         "--progress",
         "never",
-    ]));
+    ];
+    argv.extend_from_slice(extra);
+    let child = common::spawn(args(argv));
     while !pcap.exists() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -59,10 +69,10 @@ fn signal(child: &Child, sig: Signal) {
 
 /// Sends `sig` after about a second; checks the clean end and returns how long the process
 /// took to exit after the signal.
-fn interrupt_run(sig: Signal, batch: u32, rotate_secs: &str) -> Duration {
+fn interrupt_run(sig: Signal, batch: u32, rotate_secs: &str, extra: &[&str]) -> Duration {
     let dir = common::tempdir();
     let pcap = dir.path().join("out.pcap");
-    let (child, started) = start(dir.path(), &pcap, batch, rotate_secs);
+    let (child, started) = start(dir.path(), &pcap, batch, rotate_secs, extra);
     std::thread::sleep(Duration::from_secs(1));
     let signalled = Instant::now();
     signal(&child, sig);
@@ -99,7 +109,7 @@ fn interrupt_run(sig: Signal, batch: u32, rotate_secs: &str) -> Duration {
 /// whose records are the stats' packets plus MTK messages, all of them opening under the MSK.
 #[test]
 fn sigterm_ends_run_cleanly_with_complete_pcap() {
-    let t = interrupt_run(Signal::SIGTERM, 1, "0.4");
+    let t = interrupt_run(Signal::SIGTERM, 1, "0.4", &[]);
     eprintln!("exit {t:?} after SIGTERM");
     assert!(t < Duration::from_secs(2), "exit {t:?} after SIGTERM");
 }
@@ -107,7 +117,7 @@ fn sigterm_ends_run_cleanly_with_complete_pcap() {
 /// The same for SIGINT (Ctrl-C).
 #[test]
 fn sigint_ends_run_cleanly_with_complete_pcap() {
-    let t = interrupt_run(Signal::SIGINT, 1, "0.4");
+    let t = interrupt_run(Signal::SIGINT, 1, "0.4", &[]);
     assert!(t < Duration::from_secs(2), "exit {t:?} after SIGINT");
 }
 
@@ -115,7 +125,14 @@ fn sigint_ends_run_cleanly_with_complete_pcap() {
 /// not worth sending at their paced times once the operator asked to stop.
 #[test]
 fn sigterm_with_default_batches_exits_promptly() {
-    let t = interrupt_run(Signal::SIGTERM, 256, "30");
+    let t = interrupt_run(Signal::SIGTERM, 256, "30", &[]);
+    assert!(t < Duration::from_secs(2), "exit {t:?} after SIGTERM");
+}
+
+/// The same with the source read on a thread of its own (`--read-thread`).
+#[test]
+fn sigterm_with_a_reader_thread_exits_promptly() {
+    let t = interrupt_run(Signal::SIGTERM, 256, "0.4", &["--read-thread"]);
     assert!(t < Duration::from_secs(2), "exit {t:?} after SIGTERM");
 }
 
@@ -124,7 +141,7 @@ fn sigterm_with_default_batches_exits_promptly() {
 fn second_signal_exits_at_once() {
     let dir = common::tempdir();
     let pcap = dir.path().join("out.pcap");
-    let (child, started) = start(dir.path(), &pcap, 256, "30");
+    let (child, started) = start(dir.path(), &pcap, 256, "30", &[]);
     std::thread::sleep(Duration::from_millis(500));
     // Back to back: the first signal now stops a run within ~50 ms, so a second one must come
     // before that to find the run still shutting down.

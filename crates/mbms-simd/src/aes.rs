@@ -78,7 +78,8 @@ mod imp {
     pub(super) unsafe fn ctr(rk: &[[u8; 16]; 11], iv: &[u8; 16], data: &mut [u8]) {
         // SAFETY: round keys only exist when `available()` held (see `Aes128RoundKeys::new`),
         // so the CPU has VAES, AVX2 and AES-NI; the kernel reads and writes only inside `data`
-        // (whole 128-byte chunks, then the tail through a stack buffer), and the caller checked
+        // (whole 128-byte chunks, then the tail: whole pieces in place, its last 1 to 15 bytes
+        // through a stack buffer), and the caller checked
         // that the low 64 bits of the counter do not wrap inside `data`.
         unsafe { ctr_vaes(rk, iv, data) }
     }
@@ -147,11 +148,12 @@ mod imp {
         b
     }
 
-    /// XORs `ks` into `data` (at most `32 * ks.len()` bytes): whole 32-byte pieces in place, then
-    /// a whole 16-byte block of the last piece in place, and its last 1 to 15 bytes through a
-    /// 16-byte stack buffer that is wiped afterwards (on the receiving side it held plaintext,
-    /// which the caller may wipe from `data` later). The in-place 16-byte block spares a
-    /// 1200-byte payload (37 pieces and a half) the buffer: about 1% of a protected packet.
+    /// XORs `ks` into `data` (at most `32 * ks.len()` bytes): whole 32-byte pieces in place,
+    /// then the last piece's whole 16-byte block (if it has one) in place, and its last 1 to 15
+    /// bytes through a 16-byte stack buffer that is wiped afterwards (on the receiving side it
+    /// held plaintext, which the caller may wipe from `data` later). The in-place 16-byte block
+    /// spares a 1200-byte payload (37 pieces and a half) the buffer: about 1% of a protected
+    /// packet.
     ///
     /// # Safety
     /// The CPU must support AVX2.

@@ -18,6 +18,8 @@
 #                      2-core ratio from side-by-side turns, which a drifting host does not skew
 #                      (the batch 1 / batch 2 runs are seconds apart); and, in a third turn, two
 #                      independent 1-thread senders at once: what two cores give with nothing shared
+#   ours    lanes      protect_in_place and protect_batch (pool of 1) taking turns (100 ms each)
+#                      for DURATION: multi-lane over single-lane from side-by-side turns
 #   ours    unprotect  SrtpReceiver::unprotect, 1 thread (copy into a work buffer included)
 #   libsrtp 1/2        srtp_protect_mki loop on 1 / 2 pthreads, one session per thread
 # Needs a C compiler and libsrtp2 (apt-get install -y libsrtp2-dev).
@@ -78,11 +80,15 @@ printf '%s\n' "$scaling_out" | grep -v '^scaling_ratio=' | sed 's/^/  /' >&2
 ours_sc="$(printf '%s\n' "$scaling_out" | sed -n 's/^scaling_ratio=//p')"
 ours_ind="$(printf '%s\n' "$scaling_out" | sed -n 's/.*independent_senders_ratio=\([0-9.]*\).*/\1/p')"
 [[ -n "$ours_sc" && -n "$ours_ind" ]] || { echo "no ratios from the scaling run" >&2; exit 1; }
+lanes_out="$("$ours" lanes "$duration" "$payload")"
+printf '%s\n' "$lanes_out" | grep -v '^lanes_ratio=' | sed 's/^/  /' >&2
+ours_ln="$(printf '%s\n' "$lanes_out" | sed -n 's/^lanes_ratio=//p')"
+[[ -n "$ours_ln" ]] || { echo "no ratio from the lanes run" >&2; exit 1; }
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
 lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"
 awk -v o1="$ours_1" -v ob1="$ours_b1" -v ob2="$ours_b2" -v obx="$ours_bx" -v ou="$ours_un" \
-    -v osc="$ours_sc" -v oind="$ours_ind" \
+    -v osc="$ours_sc" -v oind="$ours_ind" -v oln="$ours_ln" \
     -v l1="$lib_1" -v l2="$lib_2" -v payload="$payload" -v cores="$(nproc)" \
     -v lib="${backend:-libsrtp2}" -v crypto="${crypto:-builtin}" '
 function row(name, v) { printf "%-44s %14.0f %12.1f\n", name, v, v * (12 + payload + 16) * 8 / 1e6 }
@@ -101,6 +107,7 @@ BEGIN {
     printf "  ours / libsrtp, 1 core, single-lane (protect_in_place):   %6.2fx\n", o1 / l1
     printf "  ours / libsrtp, 1 core, multi-lane (protect_batch 1):     %6.2fx\n", ob1 / l1
     printf "  multi-lane / single-lane, 1 core:                         %6.2fx\n", ob1 / o1
+    printf "  multi-lane / single-lane, 1 core, side by side (lanes):   %6.2fx\n", oln
     printf "  multi-lane AVX2 (SHA-NI off) / libsrtp, 1 core:           %6.2fx\n", obx / l1
     printf "  ours / libsrtp, 2 cores (protect_batch 2 / 2 threads):    %6.2fx\n", ob2 / l2
     printf "  ours 2 threads / 1 thread (protect_batch pool 2 / 1):     %6.2fx\n", ob2 / ob1

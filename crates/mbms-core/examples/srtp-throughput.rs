@@ -21,12 +21,15 @@
 //!   thread with its own batches: `independent_senders_ratio` (their summed rate over the
 //!   1-thread rate) is what the machine gives `threads` threads of this work with nothing
 //!   shared, the ceiling for the pool;
+//! - `lanes`: `protect` (single-lane) and `batch` on a pool of one thread (multi-lane) taking
+//!   turns, 100 ms each, for the whole run: both rates and `lanes_ratio=<x>`, multi-lane over
+//!   single-lane, measured side by side for the same reason as `scaling`;
 //! - `unprotect`: one thread, `SrtpReceiver::unprotect` over 256 pre-protected packets (cache-hot, like the one buffer of `protect`), cycling
 //!   with a fresh receiver per cycle (so the replay window accepts them again); each packet is
 //!   copied into a work buffer first (unprotect works in place).
 //!
 //! Prints `packets_per_second=<x>` (and a line with the parameters); `scaling` prints
-//! `scaling_ratio=<x>` instead. Defaults: 3 s, 1200 bytes.
+//! `scaling_ratio=<x>` and `lanes` `lanes_ratio=<x>` instead. Defaults: 3 s, 1200 bytes.
 //! The keys are fixed demo values.
 //!
 //! `MBMS_SHA1_KERNEL=avx2` turns the SHA-NI kernel off: the multi-lane HMAC then runs on the
@@ -56,7 +59,7 @@ struct Params {
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: srtp-throughput <protect|batch|scaling|unprotect> [seconds] [payload_len] [threads]";
+    let usage = "usage: srtp-throughput <protect|batch|scaling|lanes|unprotect> [seconds] [payload_len] [threads]";
     let mode = args.first().ok_or(usage)?.clone();
     let p = Params {
         seconds: args.get(1).map_or(Ok(3.0), |s| s.parse())?,
@@ -78,6 +81,7 @@ fn main() -> Result<(), Error> {
     }
     let (packets, elapsed) = match mode.as_str() {
         "scaling" => return scaling(&p),
+        "lanes" => return lanes(&p),
         "protect" => protect(&p)?,
         "batch" => batch(&p)?,
         "unprotect" => unprotect(&p)?,
@@ -124,26 +128,83 @@ fn set_seq(pkt: &mut [u8], seq: u16) {
 }
 
 fn protect(p: &Params) -> Result<(u64, Duration), Error> {
-    let mut tx = sender();
-    let plain = rtp_packet(p.payload_len);
-    let len = plain.len();
-    let mut buf = plain;
-    buf.resize(len + tx.max_overhead(), 0);
-    let deadline = Duration::from_secs_f64(p.seconds);
-    let (mut seq, mut packets) = (0u16, 0u64);
-    let start = Instant::now();
-    loop {
-        for _ in 0..256 {
-            seq = seq.wrapping_add(1);
-            set_seq(&mut buf, seq);
-            black_box(tx.protect_in_place(&mut buf, len)?);
-        }
-        packets += 256;
-        let elapsed = start.elapsed();
-        if elapsed >= deadline {
-            return Ok((packets, elapsed));
+    SingleRun::new(p.payload_len).for_at_least(Duration::from_secs_f64(p.seconds))
+}
+
+/// `protect_in_place` on one reused buffer, the sequence number bumped each time.
+struct SingleRun {
+    tx: SrtpSender,
+    buf: Vec<u8>,
+    len: usize,
+    seq: u16,
+}
+
+impl SingleRun {
+    fn new(payload_len: usize) -> Self {
+        let tx = sender();
+        let mut buf = rtp_packet(payload_len);
+        let len = buf.len();
+        buf.resize(len + tx.max_overhead(), 0);
+        Self {
+            tx,
+            buf,
+            len,
+            seq: 0,
         }
     }
+
+    /// Steps of 256 packets until `time` has passed: (packets, elapsed).
+    fn for_at_least(&mut self, time: Duration) -> Result<(u64, Duration), Error> {
+        let mut packets = 0u64;
+        let start = Instant::now();
+        loop {
+            for _ in 0..256 {
+                self.seq = self.seq.wrapping_add(1);
+                set_seq(&mut self.buf, self.seq);
+                black_box(self.tx.protect_in_place(&mut self.buf, self.len)?);
+            }
+            packets += 256;
+            let elapsed = start.elapsed();
+            if elapsed >= time {
+                return Ok((packets, elapsed));
+            }
+        }
+    }
+}
+
+/// `lanes` (see the module doc): single-lane and multi-lane on one thread, in turns of
+/// `SLICE`.
+fn lanes(p: &Params) -> Result<(), Error> {
+    const SLICE: Duration = Duration::from_millis(100);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let mut single = SingleRun::new(p.payload_len);
+    let mut multi = BatchRun::new(p.payload_len);
+    let deadline = Duration::from_secs_f64(p.seconds);
+    let mut totals = [(0u64, Duration::ZERO); 2];
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        // Both on the pool's thread, so that the two share a core the same way.
+        let s = one.install(|| single.for_at_least(SLICE).map_err(|e| e.to_string()))?;
+        let m = one.install(|| multi.for_at_least(SLICE))?;
+        for (t, r) in totals.iter_mut().zip([s, m]) {
+            t.0 += r.0;
+            t.1 += r.1;
+        }
+    }
+    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
+    println!(
+        "mode=lanes threads=1 payload_len={} slice_ms={} sha1_kernel={}",
+        p.payload_len,
+        SLICE.as_millis(),
+        mbms_simd::sha1_kernel().name()
+    );
+    println!(
+        "packets_per_second_single_lane={:.0} packets_per_second_multi_lane={:.0}",
+        rate(totals[0]),
+        rate(totals[1])
+    );
+    println!("lanes_ratio={:.3}", rate(totals[1]) / rate(totals[0]));
+    Ok(())
 }
 
 fn batch(p: &Params) -> Result<(u64, Duration), Error> {

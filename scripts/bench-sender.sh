@@ -68,10 +68,9 @@ echo "== capture: $packets RTP packets of $payload payload bytes, played $loops 
 echo "== machine: $(nproc) CPUs, $(uname -r)"
 
 results="$work/results.txt"
-run() {
-  local label="$1" mode="$2" bin="$send"
-  shift 2
-  if [ "$label" = against ]; then bin="$against_send"; fi
+run() { # label protection binary [sender args...]
+  local label="$1" mode="$2" bin="$3"
+  shift 3
   # CPU seconds (user, system) of each process, from bash's `time`.
   local TIMEFORMAT='%U %S'
   { time "$sink" "$group" "$port" 127.0.0.1 --max-secs 120 >"$work/sink.json" 2>/dev/null; } \
@@ -99,9 +98,9 @@ if [ -n "${AGAINST:-}${AGAINST_BIN:-}" ]; then
   echo "== side by side, protected: $send [${extra[*]}] against $against_send [${against[*]}]"
   for i in $(seq "$rounds"); do
     if [ $((i % 2)) = 1 ]; then
-      run args srtp "${extra[@]}"; run against srtp "${against[@]}"
+      run args srtp "$send" "${extra[@]}"; run against srtp "$against_send" "${against[@]}"
     else
-      run against srtp "${against[@]}"; run args srtp "${extra[@]}"
+      run against srtp "$against_send" "${against[@]}"; run args srtp "$send" "${extra[@]}"
     fi
   done
   python3 - "$results" <<'PY'
@@ -119,8 +118,8 @@ PY
 fi
 one_core=()
 for _ in $(seq "$rounds"); do
-  run srtp srtp "${extra[@]}"
-  run none none "${extra[@]}"
+  run srtp srtp "$send" "${extra[@]}"
+  run none none "$send" "${extra[@]}"
   one_core+=("$("$srtp_rate" batch 1 "$payload" 1 | sed -n 's/^packets_per_second=//p')")
 done
 echo "one core alone, protect_batch of ${payload}-byte payloads: ${one_core[*]} packets/s"

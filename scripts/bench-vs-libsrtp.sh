@@ -66,6 +66,21 @@ backend="$(ldd "$harness" 2>/dev/null | grep -oE 'libsrtp2[^ ]*' | head -n1 || t
 crypto="$(ldd "$(ldd "$harness" | awk '/libsrtp2/ {print $3}')" 2>/dev/null |
     grep -oE 'lib(crypto|ssl|nss3)[^ ]*' | head -n1 || true)"
 
+# A side-by-side mode of the example (scaling, lanes): its output into $side, its lines to
+# stderr. (Through printf: `tee /dev/stderr` would reopen, and truncate, a log file that stderr
+# is redirected to.)
+side_by_side() { # mode args...
+    side="$("$ours" "$@")"
+    printf '%s\n' "$side" | sed 's/^/  /' >&2
+}
+# The value of NAME=<x> in $side; fails if there is none.
+field() { # NAME
+    local v
+    v="$(printf '%s\n' "$side" | sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" | head -n1)"
+    [[ -n "$v" ]] || { echo "no $1= from: $side" >&2; return 1; }
+    printf '%s\n' "$v"
+}
+
 measure() { # payload
 local payload="$1"
 echo "measuring ${payload}-byte payloads, ${duration} s each:" >&2
@@ -73,17 +88,11 @@ ours_1="$(rate "$ours" protect "$duration" "$payload")"
 ours_b1="$(rate "$ours" batch "$duration" "$payload" 1)"
 ours_b2="$(rate "$ours" batch "$duration" "$payload" 2)"
 ours_bx="$(MBMS_SHA1_KERNEL=avx2 rate "$ours" batch "$duration" "$payload" 1)"
-# (Its lines go to stderr through printf: `tee /dev/stderr` would reopen, and truncate, a log
-# file that stderr is redirected to.)
-scaling_out="$("$ours" scaling "$duration" "$payload" 2)"
-printf '%s\n' "$scaling_out" | grep -v '^scaling_ratio=' | sed 's/^/  /' >&2
-ours_sc="$(printf '%s\n' "$scaling_out" | sed -n 's/^scaling_ratio=//p')"
-ours_ind="$(printf '%s\n' "$scaling_out" | sed -n 's/.*independent_senders_ratio=\([0-9.]*\).*/\1/p')"
-[[ -n "$ours_sc" && -n "$ours_ind" ]] || { echo "no ratios from the scaling run" >&2; exit 1; }
-lanes_out="$("$ours" lanes "$duration" "$payload")"
-printf '%s\n' "$lanes_out" | grep -v '^lanes_ratio=' | sed 's/^/  /' >&2
-ours_ln="$(printf '%s\n' "$lanes_out" | sed -n 's/^lanes_ratio=//p')"
-[[ -n "$ours_ln" ]] || { echo "no ratio from the lanes run" >&2; exit 1; }
+side_by_side scaling "$duration" "$payload" 2
+ours_sc="$(field scaling_ratio)"
+ours_ind="$(field independent_senders_ratio)"
+side_by_side lanes "$duration" "$payload"
+ours_ln="$(field lanes_ratio)"
 ours_un="$(rate "$ours" unprotect "$duration" "$payload")"
 lib_1="$(rate "$harness" bench "$duration" "$payload" 1)"
 lib_2="$(rate "$harness" bench "$duration" "$payload" 2)"

@@ -48,6 +48,8 @@ use mbms_core::{MskId, Mtk, MtkId, MtkSalt};
 const SSRC: u32 = 0x5eed_0001;
 const BATCH: usize = 1024;
 const UNPROTECT_SET: u16 = 256;
+/// One turn of the side-by-side modes (`scaling`, `lanes`).
+const SLICE: Duration = Duration::from_millis(100);
 
 type Error = Box<dyn std::error::Error>;
 
@@ -94,11 +96,19 @@ fn main() -> Result<(), Error> {
         elapsed.as_secs_f64(),
         mbms_simd::sha1_kernel().name()
     );
-    println!(
-        "packets_per_second={:.0}",
-        packets as f64 / elapsed.as_secs_f64()
-    );
+    println!("packets_per_second={:.0}", rate((packets, elapsed)));
     Ok(())
+}
+
+/// Packets a second of a (packets, time) count.
+fn rate((packets, elapsed): (u64, Duration)) -> f64 {
+    packets as f64 / elapsed.as_secs_f64()
+}
+
+/// Adds a turn's (packets, time) to a total.
+fn add(total: &mut (u64, Duration), (packets, elapsed): (u64, Duration)) {
+    total.0 += packets;
+    total.1 += elapsed;
 }
 
 fn sender() -> SrtpSender {
@@ -128,7 +138,7 @@ fn set_seq(pkt: &mut [u8], seq: u16) {
 }
 
 fn protect(p: &Params) -> Result<(u64, Duration), Error> {
-    SingleRun::new(p.payload_len).for_at_least(Duration::from_secs_f64(p.seconds))
+    Ok(SingleRun::new(p.payload_len).for_at_least(Duration::from_secs_f64(p.seconds))?)
 }
 
 /// `protect_in_place` on one reused buffer, the sequence number bumped each time.
@@ -154,14 +164,15 @@ impl SingleRun {
     }
 
     /// Steps of 256 packets until `time` has passed: (packets, elapsed).
-    fn for_at_least(&mut self, time: Duration) -> Result<(u64, Duration), Error> {
+    fn for_at_least(&mut self, time: Duration) -> Result<(u64, Duration), String> {
         let mut packets = 0u64;
         let start = Instant::now();
         loop {
             for _ in 0..256 {
                 self.seq = self.seq.wrapping_add(1);
                 set_seq(&mut self.buf, self.seq);
-                black_box(self.tx.protect_in_place(&mut self.buf, self.len)?);
+                let r = self.tx.protect_in_place(&mut self.buf, self.len);
+                black_box(r.map_err(|e| format!("protect_in_place: {e}"))?);
             }
             packets += 256;
             let elapsed = start.elapsed();
@@ -175,7 +186,6 @@ impl SingleRun {
 /// `lanes` (see the module doc): single-lane and multi-lane on one thread, in turns of
 /// `SLICE`.
 fn lanes(p: &Params) -> Result<(), Error> {
-    const SLICE: Duration = Duration::from_millis(100);
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut single = SingleRun::new(p.payload_len);
     let mut multi = BatchRun::new(p.payload_len);
@@ -184,14 +194,9 @@ fn lanes(p: &Params) -> Result<(), Error> {
     let start = Instant::now();
     while start.elapsed() < deadline {
         // Both on the pool's thread, so that the two share a core the same way.
-        let s = one.install(|| single.for_at_least(SLICE).map_err(|e| e.to_string()))?;
-        let m = one.install(|| multi.for_at_least(SLICE))?;
-        for (t, r) in totals.iter_mut().zip([s, m]) {
-            t.0 += r.0;
-            t.1 += r.1;
-        }
+        add(&mut totals[0], one.install(|| single.for_at_least(SLICE))?);
+        add(&mut totals[1], one.install(|| multi.for_at_least(SLICE))?);
     }
-    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
     println!(
         "mode=lanes threads=1 payload_len={} slice_ms={} sha1_kernel={}",
         p.payload_len,
@@ -223,7 +228,6 @@ fn batch(p: &Params) -> Result<(u64, Duration), Error> {
 /// `scaling` (see the module doc): turns of `SLICE` for a pool of 1, a pool of `threads`, and
 /// `threads` independent 1-thread senders.
 fn scaling(p: &Params) -> Result<(), Error> {
-    const SLICE: Duration = Duration::from_millis(100);
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let many = rayon::ThreadPoolBuilder::new()
         .num_threads(p.threads)
@@ -238,14 +242,12 @@ fn scaling(p: &Params) -> Result<(), Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     let deadline = Duration::from_secs_f64(p.seconds);
     let (mut totals, mut ratios, mut apart) = ([(0u64, Duration::ZERO); 2], Vec::new(), 0.0);
-    let rate = |(packets, elapsed): (u64, Duration)| packets as f64 / elapsed.as_secs_f64();
     let start = Instant::now();
     while start.elapsed() < deadline {
         let mut rates = [0.0; 2];
         for (k, pool) in [&one, &many].into_iter().enumerate() {
             let r = pool.install(|| run.for_at_least(SLICE))?;
-            totals[k].0 += r.0;
-            totals[k].1 += r.1;
+            add(&mut totals[k], r);
             rates[k] = rate(r);
         }
         ratios.push(rates[1] / rates[0]);

@@ -456,54 +456,45 @@ impl Stage<'_> {
         batch: usize,
         passes: u64,
     ) -> (Result<(), SendError>, Result<Box<dyn Source>, SendError>) {
-        match reading {
+        let stop = self.stop;
+        let mut failed = None;
+        // Takes one input; `false` once no more is wanted (a stop, or the stage failed).
+        let mut take = |input| {
+            // Stopped: the input is dropped (the sender thread drops what it has queued).
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            match self.handle(input) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        };
+        let read = match reading {
             Reading::Thread(reader, rx) => {
-                let done = self.run(&rx);
+                for input in &rx {
+                    if !take(input) {
+                        break;
+                    }
+                }
                 // The reader, blocked on a full channel or not, ends once the channel is closed.
                 drop(rx);
-                let read = reader
+                reader
                     .join()
                     .map_err(|_| SendError::Thread("reader thread panicked".into()))
-                    .and_then(|r| r);
-                (done, read)
+                    .and_then(|r| r)
             }
             Reading::Inline(mut source) => {
-                let stop = self.stop;
-                let mut failed = None;
-                let mut emit = |input| {
-                    // Stopped: the input is dropped, as the threaded stage drops what is queued.
-                    if stop.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    match self.handle(input) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            failed = Some(e);
-                            false
-                        }
-                    }
-                };
-                let read = read_loop(&mut *source, &mut emit, batch, passes, stop);
-                let done = match failed {
-                    Some(e) => Err(e),
-                    None => self.flush().and_then(|()| self.send_out()),
-                };
-                (done, read.map(|()| source))
+                read_loop(&mut *source, &mut take, batch, passes, stop).map(|()| source)
             }
-        }
-    }
-
-    /// The stage fed by a reader thread.
-    fn run(&mut self, rx: &Receiver<Input>) -> Result<(), SendError> {
-        for input in rx {
-            if self.stop.load(Ordering::Relaxed) {
-                // Stopped: queued input is dropped (the sender thread drops what it has queued).
-                break;
-            }
-            self.handle(input)?;
-        }
-        self.flush()?;
-        self.send_out()
+        };
+        let done = match failed {
+            Some(e) => Err(e),
+            None => self.flush().and_then(|()| self.send_out()),
+        };
+        (done, read)
     }
 
     /// One batch, or the start of a new pass: MTK rotations and repeats, sequence numbers, and
